@@ -1,0 +1,491 @@
+// The vhost-user back-end for one front-end connection, shaped like the spec (and libvhost-user):
+// one handler per request, state per vring, messages handled strictly in order.
+import * as fs from 'fs';
+import { Connection, ConnectionHandler, RawMessage } from '../transport/listener';
+import { GuestMemory, MemoryRegion, toAddress } from '../memory/guest-memory';
+import { EventFdWatcher } from '../sys/eventfd';
+import { isValidQueueSize } from '../virtqueue/ring-layout';
+import { Virtqueue } from '../virtqueue/virtqueue';
+import {
+  FLAG_NEED_REPLY,
+  FLAG_REPLY,
+  FLAG_VERSION,
+  FLAG_VERSION_MASK,
+  MAX_MEM_SLOTS,
+  MEMORY_REGION_SIZE,
+  MemoryRegionDesc,
+  ProtocolFeature,
+  Request,
+  SINGLE_REGION_SIZE,
+  VHOST_USER_F_PROTOCOL_FEATURES,
+  VIRTIO_F_VERSION_1,
+  VIRTIO_RING_F_EVENT_IDX,
+  VIRTIO_RING_F_INDIRECT_DESC,
+  VRING_ADDR_SIZE,
+  VRING_IDX_MASK,
+  VRING_NOFD_MASK,
+  VRING_STATE_SIZE,
+  bit,
+  decodeMemoryTable,
+  decodeSingleRegion,
+  decodeVringAddr,
+  decodeVringState,
+  encodeMessage,
+  encodeU64,
+  encodeVringState,
+  requestName,
+} from '../protocol/messages';
+import { Logger, VhostUserDevice, consoleLogger } from './device';
+
+/** The message cannot be trusted (bad size, bad version): the connection is dropped. */
+export class ProtocolError extends Error {}
+/** The request failed: answered with a failure ack when one is asked for, the session goes on. */
+export class RequestFailed extends Error {}
+
+export const OFFERED_PROTOCOL_FEATURES =
+  bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.REPLY_ACK) |
+  bit(ProtocolFeature.BACKEND_REQ) |
+  bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
+  bit(ProtocolFeature.STATUS);
+
+const RING_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX);
+
+/** Requests whose own reply makes a REPLY_ACK redundant. */
+const HAS_REPLY = new Set<number>([
+  Request.GET_FEATURES,
+  Request.GET_PROTOCOL_FEATURES,
+  Request.GET_QUEUE_NUM,
+  Request.GET_VRING_BASE,
+  Request.GET_MAX_MEM_SLOTS,
+  Request.GET_STATUS,
+]);
+
+interface VringSlot {
+  vq: Virtqueue;
+  kick: EventFdWatcher | null;
+  /** SET_VRING_KICK arrived (with an fd, or the no-fd flag: then the ring is polled). */
+  started: boolean;
+  pollTimer: NodeJS.Timeout | null;
+  errFd: number | null;
+}
+
+function closeFd(fd: number | null): void {
+  if (fd === null) return;
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
+}
+
+export interface BackendStats {
+  messages: number;
+  failedRequests: number;
+}
+
+export class VhostUserBackend implements ConnectionHandler {
+  private ackedFeatures = 0n;
+  private protocolFeatures = 0n;
+  private status = 0;
+  private memory: GuestMemory | null = null;
+  private regions: MemoryRegion[] = [];
+  /** Regions no longer in the table, unmapped once no chain in flight can still point into them. */
+  private retired: MemoryRegion[] = [];
+  private backendReqFd: number | null = null;
+  private readonly vrings: VringSlot[];
+  private chain: Promise<void> = Promise.resolve();
+  private gone = false;
+  readonly stats: BackendStats = { messages: 0, failedRequests: 0 };
+  private finishedResolve!: () => void;
+  /** Resolves once the connection is gone and every resource of it is released. */
+  readonly finished: Promise<void>;
+
+  constructor(
+    private readonly conn: Connection,
+    readonly device: VhostUserDevice,
+    private readonly log: Logger = consoleLogger,
+  ) {
+    this.finished = new Promise((r) => (this.finishedResolve = r));
+    this.vrings = Array.from({ length: device.numQueues }, (_, i) => {
+      const vq = new Virtqueue(i);
+      vq.onSettled = () => this.collectRetired();
+      return { vq, kick: null, started: false, pollTimer: null, errFd: null };
+    });
+  }
+
+  get queues(): readonly Virtqueue[] {
+    return this.vrings.map((s) => s.vq);
+  }
+
+  get offeredFeatures(): bigint {
+    return RING_FEATURES | bit(VHOST_USER_F_PROTOCOL_FEATURES) | this.device.features;
+  }
+
+  private has(f: ProtocolFeature): boolean {
+    return (this.protocolFeatures & bit(f)) !== 0n;
+  }
+
+  // ConnectionHandler: messages are queued and handled one at a time, in order.
+  message(msg: RawMessage): void {
+    this.chain = this.chain.then(() => this.handle(msg));
+  }
+
+  closed(reason: string): void {
+    this.log.info(`front-end disconnected: ${reason}`);
+    this.chain = this.chain.then(() => this.teardown());
+  }
+
+  private async handle(msg: RawMessage): Promise<void> {
+    if (this.gone) {
+      msg.fds.forEach(closeFd);
+      return;
+    }
+    this.stats.messages++;
+    const { request, flags } = msg.header;
+    const name = requestName(request);
+    let fdsTaken = false;
+    const takeFds = (): number[] => {
+      fdsTaken = true;
+      return msg.fds;
+    };
+    try {
+      if ((flags & FLAG_VERSION_MASK) !== FLAG_VERSION) throw new ProtocolError(`bad version in flags 0x${flags.toString(16)}`);
+      if (msg.fdsTruncated) throw new RequestFailed('file descriptors were truncated by the kernel');
+      const reply = await this.dispatch(request, msg.payload, takeFds);
+      if (reply) {
+        this.reply(request, reply);
+      } else if (flags & FLAG_NEED_REPLY && this.has(ProtocolFeature.REPLY_ACK) && !HAS_REPLY.has(request)) {
+        this.reply(request, encodeU64(0n));
+      }
+      this.log.debug(`${name} ok`);
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        this.log.error(`${name}: ${e.message}; dropping the connection`);
+        this.conn.close();
+      } else if (e instanceof RequestFailed) {
+        this.stats.failedRequests++;
+        this.log.error(`${name}: ${e.message}`);
+        if (flags & FLAG_NEED_REPLY && this.has(ProtocolFeature.REPLY_ACK)) this.reply(request, encodeU64(1n));
+      } else {
+        this.stats.failedRequests++;
+        this.log.error(`${name}: unexpected failure: ${(e as Error).stack ?? e}; dropping the connection`);
+        this.conn.close();
+      }
+    } finally {
+      if (!fdsTaken) msg.fds.forEach(closeFd);
+    }
+  }
+
+  private reply(request: number, payload: Buffer): void {
+    this.conn.send(encodeMessage(request, FLAG_VERSION | FLAG_REPLY, payload));
+  }
+
+  private expectSize(payload: Buffer, size: number): void {
+    if (payload.length !== size) throw new ProtocolError(`payload of ${payload.length} bytes, expected ${size}`);
+  }
+
+  private slot(index: number): VringSlot {
+    const s = this.vrings[index];
+    if (!s) throw new RequestFailed(`queue index ${index} out of range (device has ${this.vrings.length})`);
+    return s;
+  }
+
+  private async dispatch(request: number, p: Buffer, takeFds: () => number[]): Promise<Buffer | null> {
+    switch (request) {
+      case Request.GET_FEATURES:
+        this.expectSize(p, 0);
+        return encodeU64(this.offeredFeatures);
+      case Request.SET_FEATURES: {
+        this.expectSize(p, 8);
+        const f = p.readBigUInt64LE(0);
+        if (f & ~this.offeredFeatures) throw new RequestFailed(`features 0x${(f & ~this.offeredFeatures).toString(16)} were not offered`);
+        this.ackedFeatures = f;
+        const ring = { eventIdx: (f & bit(VIRTIO_RING_F_EVENT_IDX)) !== 0n, indirect: (f & bit(VIRTIO_RING_F_INDIRECT_DESC)) !== 0n };
+        for (const s of this.vrings) s.vq.features = ring;
+        return null;
+      }
+      case Request.GET_PROTOCOL_FEATURES:
+        this.expectSize(p, 0);
+        return encodeU64(OFFERED_PROTOCOL_FEATURES);
+      case Request.SET_PROTOCOL_FEATURES: {
+        this.expectSize(p, 8);
+        const f = p.readBigUInt64LE(0);
+        if (f & ~OFFERED_PROTOCOL_FEATURES) throw new RequestFailed(`protocol features 0x${(f & ~OFFERED_PROTOCOL_FEATURES).toString(16)} were not offered`);
+        this.protocolFeatures = f;
+        return null;
+      }
+      case Request.SET_OWNER:
+        this.expectSize(p, 0);
+        return null;
+      case Request.RESET_OWNER:
+      case Request.RESET_DEVICE:
+        await this.resetDevice();
+        return null;
+      case Request.GET_QUEUE_NUM:
+        this.expectSize(p, 0);
+        return encodeU64(BigInt(this.vrings.length));
+      case Request.GET_MAX_MEM_SLOTS:
+        this.expectSize(p, 0);
+        return encodeU64(BigInt(MAX_MEM_SLOTS));
+      case Request.SET_MEM_TABLE:
+        this.setMemTable(p, takeFds());
+        return null;
+      case Request.ADD_MEM_REG:
+        this.addMemReg(p, takeFds());
+        return null;
+      case Request.REM_MEM_REG:
+        this.remMemReg(p);
+        return null;
+      case Request.SET_VRING_NUM: {
+        this.expectSize(p, VRING_STATE_SIZE);
+        const { index, num } = decodeVringState(p);
+        const s = this.slot(index);
+        if (!isValidQueueSize(num)) throw new RequestFailed(`queue ${index}: size ${num} is not a power of 2 up to 32768`);
+        if (s.started) throw new RequestFailed(`queue ${index}: size changed while the ring runs`);
+        s.vq.size = num;
+        return null;
+      }
+      case Request.SET_VRING_ADDR: {
+        this.expectSize(p, VRING_ADDR_SIZE);
+        const a = decodeVringAddr(p);
+        const s = this.slot(a.index);
+        s.vq.addresses = { desc: toAddress(a.desc_user_addr), avail: toAddress(a.avail_user_addr), used: toAddress(a.used_user_addr) };
+        if (!this.memory) throw new RequestFailed(`queue ${a.index}: ring addresses before any memory table`);
+        this.attachRing(s, true);
+        return null;
+      }
+      case Request.SET_VRING_BASE: {
+        this.expectSize(p, VRING_STATE_SIZE);
+        const { index, num } = decodeVringState(p);
+        const s = this.slot(index);
+        if (num > 0xffff) throw new RequestFailed(`queue ${index}: base ${num} is not a 16-bit index`);
+        s.vq.lastAvailIdx = num;
+        s.vq.usedIdx = num;
+        return null;
+      }
+      case Request.GET_VRING_BASE: {
+        this.expectSize(p, VRING_STATE_SIZE);
+        const { index } = decodeVringState(p);
+        const s = this.vrings[index];
+        if (!s) throw new ProtocolError(`GET_VRING_BASE for queue ${index}, device has ${this.vrings.length}`);
+        await this.stopRing(s);
+        const base = s.vq.lastAvailIdx;
+        s.vq.reset();
+        return encodeVringState({ index, num: base });
+      }
+      case Request.SET_VRING_KICK:
+      case Request.SET_VRING_CALL:
+      case Request.SET_VRING_ERR:
+        this.setVringFd(request, p, takeFds());
+        return null;
+      case Request.SET_VRING_ENABLE: {
+        this.expectSize(p, VRING_STATE_SIZE);
+        const { index, num } = decodeVringState(p);
+        const s = this.slot(index);
+        if (num > 1) throw new RequestFailed(`queue ${index}: enable value ${num}`);
+        s.vq.enabled = num === 1;
+        if (s.vq.enabled) this.maybeStart(s);
+        return null;
+      }
+      case Request.SET_BACKEND_REQ_FD: {
+        this.expectSize(p, 0);
+        const fds = takeFds();
+        if (fds.length !== 1) {
+          fds.forEach(closeFd);
+          throw new RequestFailed(`expected 1 fd, got ${fds.length}`);
+        }
+        closeFd(this.backendReqFd);
+        this.backendReqFd = fds[0];
+        return null;
+      }
+      case Request.SET_STATUS:
+        this.expectSize(p, 8);
+        this.status = Number(p.readBigUInt64LE(0) & 0xffn);
+        return null;
+      case Request.GET_STATUS:
+        this.expectSize(p, 0);
+        return encodeU64(BigInt(this.status));
+      default:
+        throw new RequestFailed(`unsupported request ${requestName(request)} (${p.length}-byte payload)`);
+    }
+  }
+
+  private setMemTable(p: Buffer, fds: number[]): void {
+    try {
+      const table = decodeMemoryTable(p);
+      if (!table) throw new ProtocolError(`memory table payload of ${p.length} bytes is inconsistent`);
+      if (p.length !== 8 + table.length * MEMORY_REGION_SIZE) throw new ProtocolError(`memory table of ${table.length} regions in ${p.length} bytes`);
+      if (fds.length !== table.length) throw new RequestFailed(`memory table has ${table.length} regions but ${fds.length} fds came with it`);
+      const regions = this.mapRegions(table, fds);
+      this.retired.push(...this.regions);
+      this.regions = regions;
+      this.installMemory();
+    } finally {
+      fds.forEach(closeFd); // the mappings keep the memory
+    }
+  }
+
+  private mapRegions(table: MemoryRegionDesc[], fds: number[]): MemoryRegion[] {
+    const regions: MemoryRegion[] = [];
+    try {
+      table.forEach((d, i) => regions.push(new MemoryRegion(d, fds[i])));
+    } catch (e) {
+      regions.forEach((r) => r.unmap());
+      throw new RequestFailed(`cannot map guest memory: ${(e as Error).message}`);
+    }
+    return regions;
+  }
+
+  private addMemReg(p: Buffer, fds: number[]): void {
+    try {
+      this.expectSize(p, SINGLE_REGION_SIZE);
+      if (fds.length !== 1) throw new RequestFailed(`ADD_MEM_REG with ${fds.length} fds`);
+      if (this.regions.length >= MAX_MEM_SLOTS) throw new RequestFailed(`no free memory slot (${MAX_MEM_SLOTS} in use)`);
+      const [region] = this.mapRegions([decodeSingleRegion(p)], fds);
+      this.regions = [...this.regions, region];
+      this.installMemory();
+    } finally {
+      fds.forEach(closeFd);
+    }
+  }
+
+  private remMemReg(p: Buffer): void {
+    this.expectSize(p, SINGLE_REGION_SIZE);
+    const d = decodeSingleRegion(p);
+    const i = this.regions.findIndex(
+      (r) => r.desc.guest_phys_addr === d.guest_phys_addr && r.desc.memory_size === d.memory_size && r.desc.userspace_addr === d.userspace_addr,
+    );
+    if (i < 0) throw new RequestFailed(`no region at gpa 0x${d.guest_phys_addr.toString(16)} of 0x${d.memory_size.toString(16)} bytes`);
+    this.retired.push(this.regions[i]);
+    this.regions = this.regions.filter((_, k) => k !== i);
+    this.installMemory();
+  }
+
+  /** Uses the new region set: rings are mapped again (their addresses are front-end virtual ones). */
+  private installMemory(): void {
+    this.memory = new GuestMemory(this.regions);
+    for (const s of this.vrings) {
+      if (s.vq.addresses && s.vq.size) this.attachRing(s, false);
+    }
+    this.collectRetired();
+  }
+
+  private attachRing(s: VringSlot, fromAddr: boolean): void {
+    try {
+      s.vq.attach(this.memory!);
+    } catch (e) {
+      s.vq.detach();
+      throw new RequestFailed((e as Error).message);
+    }
+    if (fromAddr) s.vq.syncUsedIdx();
+  }
+
+  private collectRetired(): void {
+    if (this.retired.length === 0) return;
+    if (this.vrings.some((s) => s.vq.inFlight > 0)) return;
+    for (const r of this.retired) r.unmap();
+    this.retired = [];
+  }
+
+  private setVringFd(request: number, p: Buffer, fds: number[]): void {
+    try {
+      this.expectSize(p, 8);
+      const v = p.readBigUInt64LE(0);
+      const index = Number(v & VRING_IDX_MASK);
+      const noFd = (v & VRING_NOFD_MASK) !== 0n;
+      if (v & ~(VRING_IDX_MASK | VRING_NOFD_MASK)) throw new RequestFailed(`reserved bits set in 0x${v.toString(16)}`);
+      const s = this.slot(index);
+      if (noFd ? fds.length !== 0 : fds.length !== 1) throw new RequestFailed(`queue ${index}: ${fds.length} fds with${noFd ? '' : 'out'} the no-fd flag`);
+      const fd = noFd ? null : fds.splice(0, 1)[0];
+      if (request === Request.SET_VRING_CALL) {
+        closeFd(s.vq.callFd);
+        s.vq.callFd = fd;
+      } else if (request === Request.SET_VRING_ERR) {
+        closeFd(s.errFd);
+        s.errFd = fd;
+      } else {
+        this.stopKickWatch(s);
+        if (fd !== null) {
+          s.kick = new EventFdWatcher(
+            fd,
+            () => this.kicked(s),
+            (err) => this.log.error(`queue ${index}: kick fd: ${err.message}`),
+          );
+        }
+        s.started = true;
+        // Without VHOST_USER_F_PROTOCOL_FEATURES a ring is enabled as soon as it starts.
+        if (!(this.ackedFeatures & bit(VHOST_USER_F_PROTOCOL_FEATURES))) s.vq.enabled = true;
+        this.maybeStart(s);
+      }
+    } finally {
+      fds.forEach(closeFd);
+    }
+  }
+
+  private maybeStart(s: VringSlot): void {
+    if (!s.started || !s.vq.enabled || !s.vq.ready) return;
+    this.device.queueStarted(s.vq);
+    if (!s.kick && !s.pollTimer) {
+      // No kick fd (the no-fd flag): the ring is polled.
+      s.pollTimer = setInterval(() => this.kicked(s), 1);
+    }
+    this.kicked(s); // chains made available before the start
+  }
+
+  private kicked(s: VringSlot): void {
+    s.vq.kicks++;
+    if (!s.started || !s.vq.enabled || !s.vq.ready || this.gone) return;
+    this.device.kicked(s.vq);
+    if (s.vq.broken && s.errFd !== null) {
+      try {
+        fs.writeSync(s.errFd, Buffer.from([1, 0, 0, 0, 0, 0, 0, 0]));
+      } catch {
+        // the front-end is gone
+      }
+    }
+  }
+
+  private stopKickWatch(s: VringSlot): void {
+    s.kick?.close();
+    s.kick = null;
+    if (s.pollTimer) clearInterval(s.pollTimer);
+    s.pollTimer = null;
+  }
+
+  /** Stops popping, lets the device settle what is in flight. */
+  private async stopRing(s: VringSlot): Promise<void> {
+    this.stopKickWatch(s);
+    const wasStarted = s.started;
+    s.started = false;
+    if (wasStarted) await this.device.stopQueue(s.vq);
+  }
+
+  private async resetDevice(): Promise<void> {
+    for (const s of this.vrings) {
+      await this.stopRing(s);
+      s.vq.reset();
+      closeFd(s.vq.callFd);
+      s.vq.callFd = null;
+      closeFd(s.errFd);
+      s.errFd = null;
+    }
+    this.ackedFeatures = 0n;
+    this.protocolFeatures = 0n;
+    this.status = 0;
+  }
+
+  private async teardown(): Promise<void> {
+    if (this.gone) return;
+    this.gone = true;
+    await this.resetDevice();
+    closeFd(this.backendReqFd);
+    this.backendReqFd = null;
+    this.retired.push(...this.regions);
+    this.regions = [];
+    this.memory = null;
+    this.collectRetired();
+    this.device.disconnected?.();
+    this.finishedResolve();
+  }
+}

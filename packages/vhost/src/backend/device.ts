@@ -1,0 +1,41 @@
+// What the vhost-user backend needs from a device (virtio-fs, or the echo device of the benchmarks).
+import { Virtqueue } from '../virtqueue/virtqueue';
+
+export interface VhostUserDevice {
+  /** Queues the device exposes (virtio-fs: one hiprio queue plus the request queues). */
+  readonly numQueues: number;
+  /** Device-specific virtio feature bits, offered besides the ring and version bits. */
+  readonly features: bigint;
+  /** The ring is started and enabled: chains may be popped from now on. */
+  queueStarted(vq: Virtqueue): void;
+  /** The driver kicked (or the ring was just enabled): pop and handle what is available. */
+  kicked(vq: Virtqueue): void;
+  /**
+   * The ring is stopping (GET_VRING_BASE, disconnect, reset): stop popping, settle every chain in
+   * flight (push it, or drop it when the connection is gone), then resolve.
+   */
+  stopQueue(vq: Virtqueue): Promise<void>;
+  /** The front-end went away; every queue has been stopped already. */
+  disconnected?(): void;
+}
+
+export interface Logger {
+  error(message: string): void;
+  warn(message: string): void;
+  info(message: string): void;
+  debug(message: string): void;
+}
+
+export const consoleLogger: Logger = {
+  error: (m) => console.error(`[vhost] error: ${m}`),
+  warn: (m) => console.error(`[vhost] warn: ${m}`),
+  info: () => undefined,
+  debug: () => undefined,
+};
+
+export const silentLogger: Logger = {
+  error: () => undefined,
+  warn: () => undefined,
+  info: () => undefined,
+  debug: () => undefined,
+};

@@ -1,0 +1,16 @@
+export * from './protocol/messages';
+export * from './sys/libc';
+export * from './sys/eventfd';
+export { ScmChannel, MAX_FDS } from './sys/scm-rights';
+export * from './memory/guest-memory';
+export * from './virtqueue/ring-layout';
+export * from './virtqueue/descriptor-chain';
+export * from './virtqueue/virtqueue';
+export * from './transport/listener';
+export * from './backend/device';
+export * from './backend/backend';
+export * from './backend/serve';
+export * from './devices/echo-device';
+export * from './frontend/guest-ram';
+export * from './frontend/driver-queue';
+export * from './frontend/simulated-frontend';
