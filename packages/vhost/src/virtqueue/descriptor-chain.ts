@@ -39,6 +39,8 @@ export class DescriptorChain {
 }
 
 export class ChainError extends Error {
+  /** Set by the virtqueue that popped the chain. */
+  queue = -1;
   constructor(
     readonly head: number,
     readonly reason: string,
@@ -76,8 +78,8 @@ function walkTable(
     if (hi > MAX_HI) throw new ChainError(chain.head, `descriptor ${i} address outside guest memory`);
     const addr = hi * TWO_32 + lo;
     if (flags & VIRTQ_DESC_F_INDIRECT) {
-      if (!allowIndirect) throw new ChainError(chain.head, 'indirect descriptor but VIRTIO_RING_F_INDIRECT_DESC was not negotiated');
       if (inIndirect) throw new ChainError(chain.head, 'nested indirect descriptor');
+      if (!allowIndirect) throw new ChainError(chain.head, 'indirect descriptor but VIRTIO_RING_F_INDIRECT_DESC was not negotiated');
       if (flags & VIRTQ_DESC_F_NEXT) throw new ChainError(chain.head, 'indirect descriptor with NEXT');
       if (len === 0 || len % DESC_SIZE !== 0) throw new ChainError(chain.head, `indirect table length ${len} is not a multiple of ${DESC_SIZE}`);
       let view = memory.gpaView(addr, len);
@@ -87,7 +89,7 @@ function walkTable(
         if (!memory.gpaViews(addr, len, parts)) throw new ChainError(chain.head, `indirect table at 0x${addr.toString(16)} (+${len}) outside guest memory`);
         view = Buffer.concat(parts);
       }
-      walkTable(chain, memory, new DataView(view.buffer, view.byteOffset, len), len / DESC_SIZE, 0, false, true);
+      walkTable(chain, memory, new DataView(view.buffer, view.byteOffset, len), len / DESC_SIZE, 0, allowIndirect, true);
       return;
     }
     if (flags & VIRTQ_DESC_F_WRITE) {

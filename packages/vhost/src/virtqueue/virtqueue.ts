@@ -147,6 +147,8 @@ export class Virtqueue {
           chain = walkChain(memory, v.desc, this.size, head, this.features.indirect);
         } catch (e) {
           if (!(e instanceof ChainError)) throw e;
+          e.queue = this.index;
+          e.message = `queue ${this.index}: ${e.message}`;
           onError(e);
           if (head < this.size) {
             this.inFlight++;
