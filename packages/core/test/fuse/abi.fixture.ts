@@ -4,949 +4,364 @@
 export interface AbiStruct { size: number; align: number; fields: Record<string, number> }
 export const ABI: { structs: Record<string, AbiStruct>; constants: Record<string, string>; errno: Record<string, number> } =
 {
- "structs": {
-  "fuse_attr": {
-   "size": 88,
-   "align": 8,
-   "fields": {
-    "ino": 0,
-    "size": 8,
-    "blocks": 16,
-    "atime": 24,
-    "mtime": 32,
-    "ctime": 40,
-    "atimensec": 48,
-    "mtimensec": 52,
-    "ctimensec": 56,
-    "mode": 60,
-    "nlink": 64,
-    "uid": 68,
-    "gid": 72,
-    "rdev": 76,
-    "blksize": 80,
-    "flags": 84
-   }
-  },
-  "fuse_kstatfs": {
-   "size": 80,
-   "align": 8,
-   "fields": {
-    "blocks": 0,
-    "bfree": 8,
-    "bavail": 16,
-    "files": 24,
-    "ffree": 32,
-    "bsize": 40,
-    "namelen": 44,
-    "frsize": 48,
-    "padding": 52,
-    "spare": 56
-   }
-  },
-  "fuse_file_lock": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "start": 0,
-    "end": 8,
-    "type": 16,
-    "pid": 20
-   }
-  },
-  "fuse_entry_out": {
-   "size": 128,
-   "align": 8,
-   "fields": {
-    "nodeid": 0,
-    "generation": 8,
-    "entry_valid": 16,
-    "attr_valid": 24,
-    "entry_valid_nsec": 32,
-    "attr_valid_nsec": 36,
-    "attr": 40
-   }
-  },
-  "fuse_forget_in": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "nlookup": 0
-   }
-  },
-  "fuse_forget_one": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "nodeid": 0,
-    "nlookup": 8
-   }
-  },
-  "fuse_batch_forget_in": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "count": 0,
-    "dummy": 4
-   }
-  },
-  "fuse_getattr_in": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "getattr_flags": 0,
-    "dummy": 4,
-    "fh": 8
-   }
-  },
-  "fuse_attr_out": {
-   "size": 104,
-   "align": 8,
-   "fields": {
-    "attr_valid": 0,
-    "attr_valid_nsec": 8,
-    "dummy": 12,
-    "attr": 16
-   }
-  },
-  "fuse_mknod_in": {
-   "size": 16,
-   "align": 4,
-   "fields": {
-    "mode": 0,
-    "rdev": 4,
-    "umask": 8,
-    "padding": 12
-   }
-  },
-  "fuse_mkdir_in": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "mode": 0,
-    "umask": 4
-   }
-  },
-  "fuse_rename_in": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "newdir": 0
-   }
-  },
-  "fuse_rename2_in": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "newdir": 0,
-    "flags": 8,
-    "padding": 12
-   }
-  },
-  "fuse_link_in": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "oldnodeid": 0
-   }
-  },
-  "fuse_setattr_in": {
-   "size": 88,
-   "align": 8,
-   "fields": {
-    "valid": 0,
-    "padding": 4,
-    "fh": 8,
-    "size": 16,
-    "lock_owner": 24,
-    "atime": 32,
-    "mtime": 40,
-    "ctime": 48,
-    "atimensec": 56,
-    "mtimensec": 60,
-    "ctimensec": 64,
-    "mode": 68,
-    "unused4": 72,
-    "uid": 76,
-    "gid": 80,
-    "unused5": 84
-   }
-  },
-  "fuse_open_in": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "flags": 0,
-    "open_flags": 4
-   }
-  },
-  "fuse_create_in": {
-   "size": 16,
-   "align": 4,
-   "fields": {
-    "flags": 0,
-    "mode": 4,
-    "umask": 8,
-    "open_flags": 12
-   }
-  },
-  "fuse_open_out": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "open_flags": 8,
-    "padding": 12
-   }
-  },
-  "fuse_release_in": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "flags": 8,
-    "release_flags": 12,
-    "lock_owner": 16
-   }
-  },
-  "fuse_flush_in": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "unused": 8,
-    "padding": 12,
-    "lock_owner": 16
-   }
-  },
-  "fuse_read_in": {
-   "size": 40,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "offset": 8,
-    "size": 16,
-    "read_flags": 20,
-    "lock_owner": 24,
-    "flags": 32,
-    "padding": 36
-   }
-  },
-  "fuse_write_in": {
-   "size": 40,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "offset": 8,
-    "size": 16,
-    "write_flags": 20,
-    "lock_owner": 24,
-    "flags": 32,
-    "padding": 36
-   }
-  },
-  "fuse_write_out": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "padding": 4
-   }
-  },
-  "fuse_statfs_out": {
-   "size": 80,
-   "align": 8,
-   "fields": {
-    "st": 0
-   }
-  },
-  "fuse_fsync_in": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "fsync_flags": 8,
-    "padding": 12
-   }
-  },
-  "fuse_setxattr_in": {
-   "size": 16,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "flags": 4,
-    "setxattr_flags": 8,
-    "padding": 12
-   }
-  },
-  "fuse_getxattr_in": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "padding": 4
-   }
-  },
-  "fuse_getxattr_out": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "padding": 4
-   }
-  },
-  "fuse_lk_in": {
-   "size": 48,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "owner": 8,
-    "lk": 16,
-    "lk_flags": 40,
-    "padding": 44
-   }
-  },
-  "fuse_lk_out": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "lk": 0
-   }
-  },
-  "fuse_access_in": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "mask": 0,
-    "padding": 4
-   }
-  },
-  "fuse_init_in": {
-   "size": 64,
-   "align": 4,
-   "fields": {
-    "major": 0,
-    "minor": 4,
-    "max_readahead": 8,
-    "flags": 12,
-    "flags2": 16,
-    "unused": 20
-   }
-  },
-  "fuse_init_out": {
-   "size": 64,
-   "align": 4,
-   "fields": {
-    "major": 0,
-    "minor": 4,
-    "max_readahead": 8,
-    "flags": 12,
-    "max_background": 16,
-    "congestion_threshold": 18,
-    "max_write": 20,
-    "time_gran": 24,
-    "max_pages": 28,
-    "map_alignment": 30,
-    "flags2": 32,
-    "unused": 36
-   }
-  },
-  "cuse_init_in": {
-   "size": 16,
-   "align": 4,
-   "fields": {
-    "major": 0,
-    "minor": 4,
-    "unused": 8,
-    "flags": 12
-   }
-  },
-  "cuse_init_out": {
-   "size": 72,
-   "align": 4,
-   "fields": {
-    "major": 0,
-    "minor": 4,
-    "unused": 8,
-    "flags": 12,
-    "max_read": 16,
-    "max_write": 20,
-    "dev_major": 24,
-    "dev_minor": 28,
-    "spare": 32
-   }
-  },
-  "fuse_interrupt_in": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "unique": 0
-   }
-  },
-  "fuse_bmap_in": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "block": 0,
-    "blocksize": 8,
-    "padding": 12
-   }
-  },
-  "fuse_bmap_out": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "block": 0
-   }
-  },
-  "fuse_ioctl_in": {
-   "size": 32,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "flags": 8,
-    "cmd": 12,
-    "arg": 16,
-    "in_size": 24,
-    "out_size": 28
-   }
-  },
-  "fuse_ioctl_iovec": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "base": 0,
-    "len": 8
-   }
-  },
-  "fuse_ioctl_out": {
-   "size": 16,
-   "align": 4,
-   "fields": {
-    "result": 0,
-    "flags": 4,
-    "in_iovs": 8,
-    "out_iovs": 12
-   }
-  },
-  "fuse_poll_in": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "kh": 8,
-    "flags": 16,
-    "events": 20
-   }
-  },
-  "fuse_poll_out": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "revents": 0,
-    "padding": 4
-   }
-  },
-  "fuse_notify_poll_wakeup_out": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "kh": 0
-   }
-  },
-  "fuse_fallocate_in": {
-   "size": 32,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "offset": 8,
-    "length": 16,
-    "mode": 24,
-    "padding": 28
-   }
-  },
-  "fuse_in_header": {
-   "size": 40,
-   "align": 8,
-   "fields": {
-    "len": 0,
-    "opcode": 4,
-    "unique": 8,
-    "nodeid": 16,
-    "uid": 24,
-    "gid": 28,
-    "pid": 32,
-    "total_extlen": 36,
-    "padding": 38
-   }
-  },
-  "fuse_out_header": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "len": 0,
-    "error": 4,
-    "unique": 8
-   }
-  },
-  "fuse_dirent": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "ino": 0,
-    "off": 8,
-    "namelen": 16,
-    "type": 20,
-    "name": 24
-   }
-  },
-  "fuse_direntplus": {
-   "size": 152,
-   "align": 8,
-   "fields": {
-    "entry_out": 0,
-    "dirent": 128
-   }
-  },
-  "fuse_notify_inval_inode_out": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "ino": 0,
-    "off": 8,
-    "len": 16
-   }
-  },
-  "fuse_notify_inval_entry_out": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "parent": 0,
-    "namelen": 8,
-    "flags": 12
-   }
-  },
-  "fuse_notify_delete_out": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "parent": 0,
-    "child": 8,
-    "namelen": 16,
-    "padding": 20
-   }
-  },
-  "fuse_notify_store_out": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "nodeid": 0,
-    "offset": 8,
-    "size": 16,
-    "padding": 20
-   }
-  },
-  "fuse_notify_retrieve_out": {
-   "size": 32,
-   "align": 8,
-   "fields": {
-    "notify_unique": 0,
-    "nodeid": 8,
-    "offset": 16,
-    "size": 24,
-    "padding": 28
-   }
-  },
-  "fuse_notify_retrieve_in": {
-   "size": 40,
-   "align": 8,
-   "fields": {
-    "dummy1": 0,
-    "offset": 8,
-    "size": 16,
-    "dummy2": 20,
-    "dummy3": 24,
-    "dummy4": 32
-   }
-  },
-  "fuse_lseek_in": {
-   "size": 24,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "offset": 8,
-    "whence": 16,
-    "padding": 20
-   }
-  },
-  "fuse_lseek_out": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "offset": 0
-   }
-  },
-  "fuse_copy_file_range_in": {
-   "size": 56,
-   "align": 8,
-   "fields": {
-    "fh_in": 0,
-    "off_in": 8,
-    "nodeid_out": 16,
-    "fh_out": 24,
-    "off_out": 32,
-    "len": 40,
-    "flags": 48
-   }
-  },
-  "fuse_setupmapping_in": {
-   "size": 40,
-   "align": 8,
-   "fields": {
-    "fh": 0,
-    "foffset": 8,
-    "len": 16,
-    "flags": 24,
-    "moffset": 32
-   }
-  },
-  "fuse_removemapping_in": {
-   "size": 4,
-   "align": 4,
-   "fields": {
-    "count": 0
-   }
-  },
-  "fuse_removemapping_one": {
-   "size": 16,
-   "align": 8,
-   "fields": {
-    "moffset": 0,
-    "len": 8
-   }
-  },
-  "fuse_syncfs_in": {
-   "size": 8,
-   "align": 8,
-   "fields": {
-    "padding": 0
-   }
-  },
-  "fuse_secctx": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "padding": 4
-   }
-  },
-  "fuse_secctx_header": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "nr_secctx": 4
-   }
-  },
-  "fuse_ext_header": {
-   "size": 8,
-   "align": 4,
-   "fields": {
-    "size": 0,
-    "type": 4
-   }
-  }
+ structs: {
+  fuse_attr: {"size":88,"align":8,"fields":{"ino":0,"size":8,"blocks":16,"atime":24,"mtime":32,"ctime":40,"atimensec":48,"mtimensec":52,"ctimensec":56,"mode":60,"nlink":64,"uid":68,"gid":72,"rdev":76,"blksize":80,"flags":84}},
+  fuse_kstatfs: {"size":80,"align":8,"fields":{"blocks":0,"bfree":8,"bavail":16,"files":24,"ffree":32,"bsize":40,"namelen":44,"frsize":48,"padding":52,"spare":56}},
+  fuse_file_lock: {"size":24,"align":8,"fields":{"start":0,"end":8,"type":16,"pid":20}},
+  fuse_entry_out: {"size":128,"align":8,"fields":{"nodeid":0,"generation":8,"entry_valid":16,"attr_valid":24,"entry_valid_nsec":32,"attr_valid_nsec":36,"attr":40}},
+  fuse_forget_in: {"size":8,"align":8,"fields":{"nlookup":0}},
+  fuse_forget_one: {"size":16,"align":8,"fields":{"nodeid":0,"nlookup":8}},
+  fuse_batch_forget_in: {"size":8,"align":4,"fields":{"count":0,"dummy":4}},
+  fuse_getattr_in: {"size":16,"align":8,"fields":{"getattr_flags":0,"dummy":4,"fh":8}},
+  fuse_attr_out: {"size":104,"align":8,"fields":{"attr_valid":0,"attr_valid_nsec":8,"dummy":12,"attr":16}},
+  fuse_mknod_in: {"size":16,"align":4,"fields":{"mode":0,"rdev":4,"umask":8,"padding":12}},
+  fuse_mkdir_in: {"size":8,"align":4,"fields":{"mode":0,"umask":4}},
+  fuse_rename_in: {"size":8,"align":8,"fields":{"newdir":0}},
+  fuse_rename2_in: {"size":16,"align":8,"fields":{"newdir":0,"flags":8,"padding":12}},
+  fuse_link_in: {"size":8,"align":8,"fields":{"oldnodeid":0}},
+  fuse_setattr_in: {"size":88,"align":8,"fields":{"valid":0,"padding":4,"fh":8,"size":16,"lock_owner":24,"atime":32,"mtime":40,"ctime":48,"atimensec":56,"mtimensec":60,"ctimensec":64,"mode":68,"unused4":72,"uid":76,"gid":80,"unused5":84}},
+  fuse_open_in: {"size":8,"align":4,"fields":{"flags":0,"open_flags":4}},
+  fuse_create_in: {"size":16,"align":4,"fields":{"flags":0,"mode":4,"umask":8,"open_flags":12}},
+  fuse_open_out: {"size":16,"align":8,"fields":{"fh":0,"open_flags":8,"padding":12}},
+  fuse_release_in: {"size":24,"align":8,"fields":{"fh":0,"flags":8,"release_flags":12,"lock_owner":16}},
+  fuse_flush_in: {"size":24,"align":8,"fields":{"fh":0,"unused":8,"padding":12,"lock_owner":16}},
+  fuse_read_in: {"size":40,"align":8,"fields":{"fh":0,"offset":8,"size":16,"read_flags":20,"lock_owner":24,"flags":32,"padding":36}},
+  fuse_write_in: {"size":40,"align":8,"fields":{"fh":0,"offset":8,"size":16,"write_flags":20,"lock_owner":24,"flags":32,"padding":36}},
+  fuse_write_out: {"size":8,"align":4,"fields":{"size":0,"padding":4}},
+  fuse_statfs_out: {"size":80,"align":8,"fields":{"st":0}},
+  fuse_fsync_in: {"size":16,"align":8,"fields":{"fh":0,"fsync_flags":8,"padding":12}},
+  fuse_setxattr_in: {"size":16,"align":4,"fields":{"size":0,"flags":4,"setxattr_flags":8,"padding":12}},
+  fuse_getxattr_in: {"size":8,"align":4,"fields":{"size":0,"padding":4}},
+  fuse_getxattr_out: {"size":8,"align":4,"fields":{"size":0,"padding":4}},
+  fuse_lk_in: {"size":48,"align":8,"fields":{"fh":0,"owner":8,"lk":16,"lk_flags":40,"padding":44}},
+  fuse_lk_out: {"size":24,"align":8,"fields":{"lk":0}},
+  fuse_access_in: {"size":8,"align":4,"fields":{"mask":0,"padding":4}},
+  fuse_init_in: {"size":64,"align":4,"fields":{"major":0,"minor":4,"max_readahead":8,"flags":12,"flags2":16,"unused":20}},
+  fuse_init_out: {"size":64,"align":4,"fields":{"major":0,"minor":4,"max_readahead":8,"flags":12,"max_background":16,"congestion_threshold":18,"max_write":20,"time_gran":24,"max_pages":28,"map_alignment":30,"flags2":32,"unused":36}},
+  cuse_init_in: {"size":16,"align":4,"fields":{"major":0,"minor":4,"unused":8,"flags":12}},
+  cuse_init_out: {"size":72,"align":4,"fields":{"major":0,"minor":4,"unused":8,"flags":12,"max_read":16,"max_write":20,"dev_major":24,"dev_minor":28,"spare":32}},
+  fuse_interrupt_in: {"size":8,"align":8,"fields":{"unique":0}},
+  fuse_bmap_in: {"size":16,"align":8,"fields":{"block":0,"blocksize":8,"padding":12}},
+  fuse_bmap_out: {"size":8,"align":8,"fields":{"block":0}},
+  fuse_ioctl_in: {"size":32,"align":8,"fields":{"fh":0,"flags":8,"cmd":12,"arg":16,"in_size":24,"out_size":28}},
+  fuse_ioctl_iovec: {"size":16,"align":8,"fields":{"base":0,"len":8}},
+  fuse_ioctl_out: {"size":16,"align":4,"fields":{"result":0,"flags":4,"in_iovs":8,"out_iovs":12}},
+  fuse_poll_in: {"size":24,"align":8,"fields":{"fh":0,"kh":8,"flags":16,"events":20}},
+  fuse_poll_out: {"size":8,"align":4,"fields":{"revents":0,"padding":4}},
+  fuse_notify_poll_wakeup_out: {"size":8,"align":8,"fields":{"kh":0}},
+  fuse_fallocate_in: {"size":32,"align":8,"fields":{"fh":0,"offset":8,"length":16,"mode":24,"padding":28}},
+  fuse_in_header: {"size":40,"align":8,"fields":{"len":0,"opcode":4,"unique":8,"nodeid":16,"uid":24,"gid":28,"pid":32,"total_extlen":36,"padding":38}},
+  fuse_out_header: {"size":16,"align":8,"fields":{"len":0,"error":4,"unique":8}},
+  fuse_dirent: {"size":24,"align":8,"fields":{"ino":0,"off":8,"namelen":16,"type":20,"name":24}},
+  fuse_direntplus: {"size":152,"align":8,"fields":{"entry_out":0,"dirent":128}},
+  fuse_notify_inval_inode_out: {"size":24,"align":8,"fields":{"ino":0,"off":8,"len":16}},
+  fuse_notify_inval_entry_out: {"size":16,"align":8,"fields":{"parent":0,"namelen":8,"flags":12}},
+  fuse_notify_delete_out: {"size":24,"align":8,"fields":{"parent":0,"child":8,"namelen":16,"padding":20}},
+  fuse_notify_store_out: {"size":24,"align":8,"fields":{"nodeid":0,"offset":8,"size":16,"padding":20}},
+  fuse_notify_retrieve_out: {"size":32,"align":8,"fields":{"notify_unique":0,"nodeid":8,"offset":16,"size":24,"padding":28}},
+  fuse_notify_retrieve_in: {"size":40,"align":8,"fields":{"dummy1":0,"offset":8,"size":16,"dummy2":20,"dummy3":24,"dummy4":32}},
+  fuse_lseek_in: {"size":24,"align":8,"fields":{"fh":0,"offset":8,"whence":16,"padding":20}},
+  fuse_lseek_out: {"size":8,"align":8,"fields":{"offset":0}},
+  fuse_copy_file_range_in: {"size":56,"align":8,"fields":{"fh_in":0,"off_in":8,"nodeid_out":16,"fh_out":24,"off_out":32,"len":40,"flags":48}},
+  fuse_setupmapping_in: {"size":40,"align":8,"fields":{"fh":0,"foffset":8,"len":16,"flags":24,"moffset":32}},
+  fuse_removemapping_in: {"size":4,"align":4,"fields":{"count":0}},
+  fuse_removemapping_one: {"size":16,"align":8,"fields":{"moffset":0,"len":8}},
+  fuse_syncfs_in: {"size":8,"align":8,"fields":{"padding":0}},
+  fuse_secctx: {"size":8,"align":4,"fields":{"size":0,"padding":4}},
+  fuse_secctx_header: {"size":8,"align":4,"fields":{"size":0,"nr_secctx":4}},
+  fuse_ext_header: {"size":8,"align":4,"fields":{"size":0,"type":4}},
  },
- "constants": {
-  "FUSE_KERNEL_VERSION": "7",
-  "FUSE_KERNEL_MINOR_VERSION": "38",
-  "FUSE_ROOT_ID": "1",
-  "FATTR_MODE": "1",
-  "FATTR_UID": "2",
-  "FATTR_GID": "4",
-  "FATTR_SIZE": "8",
-  "FATTR_ATIME": "16",
-  "FATTR_MTIME": "32",
-  "FATTR_FH": "64",
-  "FATTR_ATIME_NOW": "128",
-  "FATTR_MTIME_NOW": "256",
-  "FATTR_LOCKOWNER": "512",
-  "FATTR_CTIME": "1024",
-  "FATTR_KILL_SUIDGID": "2048",
-  "FOPEN_DIRECT_IO": "1",
-  "FOPEN_KEEP_CACHE": "2",
-  "FOPEN_NONSEEKABLE": "4",
-  "FOPEN_CACHE_DIR": "8",
-  "FOPEN_STREAM": "16",
-  "FOPEN_NOFLUSH": "32",
-  "FOPEN_PARALLEL_DIRECT_WRITES": "64",
-  "FUSE_ASYNC_READ": "1",
-  "FUSE_POSIX_LOCKS": "2",
-  "FUSE_FILE_OPS": "4",
-  "FUSE_ATOMIC_O_TRUNC": "8",
-  "FUSE_EXPORT_SUPPORT": "16",
-  "FUSE_BIG_WRITES": "32",
-  "FUSE_DONT_MASK": "64",
-  "FUSE_SPLICE_WRITE": "128",
-  "FUSE_SPLICE_MOVE": "256",
-  "FUSE_SPLICE_READ": "512",
-  "FUSE_FLOCK_LOCKS": "1024",
-  "FUSE_HAS_IOCTL_DIR": "2048",
-  "FUSE_AUTO_INVAL_DATA": "4096",
-  "FUSE_DO_READDIRPLUS": "8192",
-  "FUSE_READDIRPLUS_AUTO": "16384",
-  "FUSE_ASYNC_DIO": "32768",
-  "FUSE_WRITEBACK_CACHE": "65536",
-  "FUSE_NO_OPEN_SUPPORT": "131072",
-  "FUSE_PARALLEL_DIROPS": "262144",
-  "FUSE_HANDLE_KILLPRIV": "524288",
-  "FUSE_POSIX_ACL": "1048576",
-  "FUSE_ABORT_ERROR": "2097152",
-  "FUSE_MAX_PAGES": "4194304",
-  "FUSE_CACHE_SYMLINKS": "8388608",
-  "FUSE_NO_OPENDIR_SUPPORT": "16777216",
-  "FUSE_EXPLICIT_INVAL_DATA": "33554432",
-  "FUSE_MAP_ALIGNMENT": "67108864",
-  "FUSE_SUBMOUNTS": "134217728",
-  "FUSE_HANDLE_KILLPRIV_V2": "268435456",
-  "FUSE_SETXATTR_EXT": "536870912",
-  "FUSE_INIT_EXT": "1073741824",
-  "FUSE_INIT_RESERVED": "18446744071562067968",
-  "FUSE_SECURITY_CTX": "4294967296",
-  "FUSE_HAS_INODE_DAX": "8589934592",
-  "FUSE_HAS_EXPIRE_ONLY": "34359738368",
-  "CUSE_UNRESTRICTED_IOCTL": "1",
-  "FUSE_RELEASE_FLUSH": "1",
-  "FUSE_RELEASE_FLOCK_UNLOCK": "2",
-  "FUSE_GETATTR_FH": "1",
-  "FUSE_LK_FLOCK": "1",
-  "FUSE_WRITE_CACHE": "1",
-  "FUSE_WRITE_LOCKOWNER": "2",
-  "FUSE_WRITE_KILL_SUIDGID": "4",
-  "FUSE_WRITE_KILL_PRIV": "4",
-  "FUSE_READ_LOCKOWNER": "2",
-  "FUSE_IOCTL_COMPAT": "1",
-  "FUSE_IOCTL_UNRESTRICTED": "2",
-  "FUSE_IOCTL_RETRY": "4",
-  "FUSE_IOCTL_32BIT": "8",
-  "FUSE_IOCTL_DIR": "16",
-  "FUSE_IOCTL_COMPAT_X32": "32",
-  "FUSE_IOCTL_MAX_IOV": "256",
-  "FUSE_POLL_SCHEDULE_NOTIFY": "1",
-  "FUSE_FSYNC_FDATASYNC": "1",
-  "FUSE_ATTR_SUBMOUNT": "1",
-  "FUSE_ATTR_DAX": "2",
-  "FUSE_OPEN_KILL_SUIDGID": "1",
-  "FUSE_SETXATTR_ACL_KILL_SGID": "1",
-  "FUSE_EXPIRE_ONLY": "1",
-  "FUSE_MIN_READ_BUFFER": "8192",
-  "FUSE_COMPAT_ENTRY_OUT_SIZE": "120",
-  "FUSE_COMPAT_ATTR_OUT_SIZE": "96",
-  "FUSE_COMPAT_MKNOD_IN_SIZE": "8",
-  "FUSE_COMPAT_WRITE_IN_SIZE": "24",
-  "FUSE_COMPAT_STATFS_SIZE": "48",
-  "FUSE_COMPAT_SETXATTR_IN_SIZE": "8",
-  "FUSE_COMPAT_INIT_OUT_SIZE": "8",
-  "FUSE_COMPAT_22_INIT_OUT_SIZE": "24",
-  "CUSE_INIT_INFO_MAX": "4096",
-  "FUSE_NAME_OFFSET": "24",
-  "FUSE_NAME_OFFSET_DIRENTPLUS": "152",
-  "FUSE_DEV_IOC_MAGIC": "229",
-  "FUSE_SETUPMAPPING_FLAG_WRITE": "1",
-  "FUSE_SETUPMAPPING_FLAG_READ": "2",
-  "FUSE_MAX_NR_SECCTX": "31",
-  "FUSE_LOOKUP": "1",
-  "FUSE_FORGET": "2",
-  "FUSE_GETATTR": "3",
-  "FUSE_SETATTR": "4",
-  "FUSE_READLINK": "5",
-  "FUSE_SYMLINK": "6",
-  "FUSE_MKNOD": "8",
-  "FUSE_MKDIR": "9",
-  "FUSE_UNLINK": "10",
-  "FUSE_RMDIR": "11",
-  "FUSE_RENAME": "12",
-  "FUSE_LINK": "13",
-  "FUSE_OPEN": "14",
-  "FUSE_READ": "15",
-  "FUSE_WRITE": "16",
-  "FUSE_STATFS": "17",
-  "FUSE_RELEASE": "18",
-  "FUSE_FSYNC": "20",
-  "FUSE_SETXATTR": "21",
-  "FUSE_GETXATTR": "22",
-  "FUSE_LISTXATTR": "23",
-  "FUSE_REMOVEXATTR": "24",
-  "FUSE_FLUSH": "25",
-  "FUSE_INIT": "26",
-  "FUSE_OPENDIR": "27",
-  "FUSE_READDIR": "28",
-  "FUSE_RELEASEDIR": "29",
-  "FUSE_FSYNCDIR": "30",
-  "FUSE_GETLK": "31",
-  "FUSE_SETLK": "32",
-  "FUSE_SETLKW": "33",
-  "FUSE_ACCESS": "34",
-  "FUSE_CREATE": "35",
-  "FUSE_INTERRUPT": "36",
-  "FUSE_BMAP": "37",
-  "FUSE_DESTROY": "38",
-  "FUSE_IOCTL": "39",
-  "FUSE_POLL": "40",
-  "FUSE_NOTIFY_REPLY": "41",
-  "FUSE_BATCH_FORGET": "42",
-  "FUSE_FALLOCATE": "43",
-  "FUSE_READDIRPLUS": "44",
-  "FUSE_RENAME2": "45",
-  "FUSE_LSEEK": "46",
-  "FUSE_COPY_FILE_RANGE": "47",
-  "FUSE_SETUPMAPPING": "48",
-  "FUSE_REMOVEMAPPING": "49",
-  "FUSE_SYNCFS": "50",
-  "FUSE_TMPFILE": "51",
-  "CUSE_INIT": "4096",
-  "CUSE_INIT_BSWAP_RESERVED": "1048576",
-  "FUSE_INIT_BSWAP_RESERVED": "436207616",
-  "FUSE_NOTIFY_POLL": "1",
-  "FUSE_NOTIFY_INVAL_INODE": "2",
-  "FUSE_NOTIFY_INVAL_ENTRY": "3",
-  "FUSE_NOTIFY_STORE": "4",
-  "FUSE_NOTIFY_RETRIEVE": "5",
-  "FUSE_NOTIFY_DELETE": "6",
-  "FUSE_NOTIFY_CODE_MAX": "7"
+ constants: {
+  FUSE_KERNEL_VERSION: "7",
+  FUSE_KERNEL_MINOR_VERSION: "38",
+  FUSE_ROOT_ID: "1",
+  FATTR_MODE: "1",
+  FATTR_UID: "2",
+  FATTR_GID: "4",
+  FATTR_SIZE: "8",
+  FATTR_ATIME: "16",
+  FATTR_MTIME: "32",
+  FATTR_FH: "64",
+  FATTR_ATIME_NOW: "128",
+  FATTR_MTIME_NOW: "256",
+  FATTR_LOCKOWNER: "512",
+  FATTR_CTIME: "1024",
+  FATTR_KILL_SUIDGID: "2048",
+  FOPEN_DIRECT_IO: "1",
+  FOPEN_KEEP_CACHE: "2",
+  FOPEN_NONSEEKABLE: "4",
+  FOPEN_CACHE_DIR: "8",
+  FOPEN_STREAM: "16",
+  FOPEN_NOFLUSH: "32",
+  FOPEN_PARALLEL_DIRECT_WRITES: "64",
+  FUSE_ASYNC_READ: "1",
+  FUSE_POSIX_LOCKS: "2",
+  FUSE_FILE_OPS: "4",
+  FUSE_ATOMIC_O_TRUNC: "8",
+  FUSE_EXPORT_SUPPORT: "16",
+  FUSE_BIG_WRITES: "32",
+  FUSE_DONT_MASK: "64",
+  FUSE_SPLICE_WRITE: "128",
+  FUSE_SPLICE_MOVE: "256",
+  FUSE_SPLICE_READ: "512",
+  FUSE_FLOCK_LOCKS: "1024",
+  FUSE_HAS_IOCTL_DIR: "2048",
+  FUSE_AUTO_INVAL_DATA: "4096",
+  FUSE_DO_READDIRPLUS: "8192",
+  FUSE_READDIRPLUS_AUTO: "16384",
+  FUSE_ASYNC_DIO: "32768",
+  FUSE_WRITEBACK_CACHE: "65536",
+  FUSE_NO_OPEN_SUPPORT: "131072",
+  FUSE_PARALLEL_DIROPS: "262144",
+  FUSE_HANDLE_KILLPRIV: "524288",
+  FUSE_POSIX_ACL: "1048576",
+  FUSE_ABORT_ERROR: "2097152",
+  FUSE_MAX_PAGES: "4194304",
+  FUSE_CACHE_SYMLINKS: "8388608",
+  FUSE_NO_OPENDIR_SUPPORT: "16777216",
+  FUSE_EXPLICIT_INVAL_DATA: "33554432",
+  FUSE_MAP_ALIGNMENT: "67108864",
+  FUSE_SUBMOUNTS: "134217728",
+  FUSE_HANDLE_KILLPRIV_V2: "268435456",
+  FUSE_SETXATTR_EXT: "536870912",
+  FUSE_INIT_EXT: "1073741824",
+  FUSE_INIT_RESERVED: "18446744071562067968",
+  FUSE_SECURITY_CTX: "4294967296",
+  FUSE_HAS_INODE_DAX: "8589934592",
+  FUSE_HAS_EXPIRE_ONLY: "34359738368",
+  CUSE_UNRESTRICTED_IOCTL: "1",
+  FUSE_RELEASE_FLUSH: "1",
+  FUSE_RELEASE_FLOCK_UNLOCK: "2",
+  FUSE_GETATTR_FH: "1",
+  FUSE_LK_FLOCK: "1",
+  FUSE_WRITE_CACHE: "1",
+  FUSE_WRITE_LOCKOWNER: "2",
+  FUSE_WRITE_KILL_SUIDGID: "4",
+  FUSE_WRITE_KILL_PRIV: "4",
+  FUSE_READ_LOCKOWNER: "2",
+  FUSE_IOCTL_COMPAT: "1",
+  FUSE_IOCTL_UNRESTRICTED: "2",
+  FUSE_IOCTL_RETRY: "4",
+  FUSE_IOCTL_32BIT: "8",
+  FUSE_IOCTL_DIR: "16",
+  FUSE_IOCTL_COMPAT_X32: "32",
+  FUSE_IOCTL_MAX_IOV: "256",
+  FUSE_POLL_SCHEDULE_NOTIFY: "1",
+  FUSE_FSYNC_FDATASYNC: "1",
+  FUSE_ATTR_SUBMOUNT: "1",
+  FUSE_ATTR_DAX: "2",
+  FUSE_OPEN_KILL_SUIDGID: "1",
+  FUSE_SETXATTR_ACL_KILL_SGID: "1",
+  FUSE_EXPIRE_ONLY: "1",
+  FUSE_MIN_READ_BUFFER: "8192",
+  FUSE_COMPAT_ENTRY_OUT_SIZE: "120",
+  FUSE_COMPAT_ATTR_OUT_SIZE: "96",
+  FUSE_COMPAT_MKNOD_IN_SIZE: "8",
+  FUSE_COMPAT_WRITE_IN_SIZE: "24",
+  FUSE_COMPAT_STATFS_SIZE: "48",
+  FUSE_COMPAT_SETXATTR_IN_SIZE: "8",
+  FUSE_COMPAT_INIT_OUT_SIZE: "8",
+  FUSE_COMPAT_22_INIT_OUT_SIZE: "24",
+  CUSE_INIT_INFO_MAX: "4096",
+  FUSE_NAME_OFFSET: "24",
+  FUSE_NAME_OFFSET_DIRENTPLUS: "152",
+  FUSE_DEV_IOC_MAGIC: "229",
+  FUSE_SETUPMAPPING_FLAG_WRITE: "1",
+  FUSE_SETUPMAPPING_FLAG_READ: "2",
+  FUSE_MAX_NR_SECCTX: "31",
+  FUSE_LOOKUP: "1",
+  FUSE_FORGET: "2",
+  FUSE_GETATTR: "3",
+  FUSE_SETATTR: "4",
+  FUSE_READLINK: "5",
+  FUSE_SYMLINK: "6",
+  FUSE_MKNOD: "8",
+  FUSE_MKDIR: "9",
+  FUSE_UNLINK: "10",
+  FUSE_RMDIR: "11",
+  FUSE_RENAME: "12",
+  FUSE_LINK: "13",
+  FUSE_OPEN: "14",
+  FUSE_READ: "15",
+  FUSE_WRITE: "16",
+  FUSE_STATFS: "17",
+  FUSE_RELEASE: "18",
+  FUSE_FSYNC: "20",
+  FUSE_SETXATTR: "21",
+  FUSE_GETXATTR: "22",
+  FUSE_LISTXATTR: "23",
+  FUSE_REMOVEXATTR: "24",
+  FUSE_FLUSH: "25",
+  FUSE_INIT: "26",
+  FUSE_OPENDIR: "27",
+  FUSE_READDIR: "28",
+  FUSE_RELEASEDIR: "29",
+  FUSE_FSYNCDIR: "30",
+  FUSE_GETLK: "31",
+  FUSE_SETLK: "32",
+  FUSE_SETLKW: "33",
+  FUSE_ACCESS: "34",
+  FUSE_CREATE: "35",
+  FUSE_INTERRUPT: "36",
+  FUSE_BMAP: "37",
+  FUSE_DESTROY: "38",
+  FUSE_IOCTL: "39",
+  FUSE_POLL: "40",
+  FUSE_NOTIFY_REPLY: "41",
+  FUSE_BATCH_FORGET: "42",
+  FUSE_FALLOCATE: "43",
+  FUSE_READDIRPLUS: "44",
+  FUSE_RENAME2: "45",
+  FUSE_LSEEK: "46",
+  FUSE_COPY_FILE_RANGE: "47",
+  FUSE_SETUPMAPPING: "48",
+  FUSE_REMOVEMAPPING: "49",
+  FUSE_SYNCFS: "50",
+  FUSE_TMPFILE: "51",
+  CUSE_INIT: "4096",
+  CUSE_INIT_BSWAP_RESERVED: "1048576",
+  FUSE_INIT_BSWAP_RESERVED: "436207616",
+  FUSE_NOTIFY_POLL: "1",
+  FUSE_NOTIFY_INVAL_INODE: "2",
+  FUSE_NOTIFY_INVAL_ENTRY: "3",
+  FUSE_NOTIFY_STORE: "4",
+  FUSE_NOTIFY_RETRIEVE: "5",
+  FUSE_NOTIFY_DELETE: "6",
+  FUSE_NOTIFY_CODE_MAX: "7",
  },
- "errno": {
-  "EPERM": 1,
-  "ENOENT": 2,
-  "ESRCH": 3,
-  "EINTR": 4,
-  "EIO": 5,
-  "ENXIO": 6,
-  "E2BIG": 7,
-  "ENOEXEC": 8,
-  "EBADF": 9,
-  "ECHILD": 10,
-  "EAGAIN": 11,
-  "ENOMEM": 12,
-  "EACCES": 13,
-  "EFAULT": 14,
-  "ENOTBLK": 15,
-  "EBUSY": 16,
-  "EEXIST": 17,
-  "EXDEV": 18,
-  "ENODEV": 19,
-  "ENOTDIR": 20,
-  "EISDIR": 21,
-  "EINVAL": 22,
-  "ENFILE": 23,
-  "EMFILE": 24,
-  "ENOTTY": 25,
-  "ETXTBSY": 26,
-  "EFBIG": 27,
-  "ENOSPC": 28,
-  "ESPIPE": 29,
-  "EROFS": 30,
-  "EMLINK": 31,
-  "EPIPE": 32,
-  "EDOM": 33,
-  "ERANGE": 34,
-  "EDEADLK": 35,
-  "ENAMETOOLONG": 36,
-  "ENOLCK": 37,
-  "ENOSYS": 38,
-  "ENOTEMPTY": 39,
-  "ELOOP": 40,
-  "EWOULDBLOCK": 11,
-  "ENOMSG": 42,
-  "EIDRM": 43,
-  "ECHRNG": 44,
-  "EL2NSYNC": 45,
-  "EL3HLT": 46,
-  "EL3RST": 47,
-  "ELNRNG": 48,
-  "EUNATCH": 49,
-  "ENOCSI": 50,
-  "EL2HLT": 51,
-  "EBADE": 52,
-  "EBADR": 53,
-  "EXFULL": 54,
-  "ENOANO": 55,
-  "EBADRQC": 56,
-  "EBADSLT": 57,
-  "EDEADLOCK": 35,
-  "EBFONT": 59,
-  "ENOSTR": 60,
-  "ENODATA": 61,
-  "ETIME": 62,
-  "ENOSR": 63,
-  "ENONET": 64,
-  "ENOPKG": 65,
-  "EREMOTE": 66,
-  "ENOLINK": 67,
-  "EADV": 68,
-  "ESRMNT": 69,
-  "ECOMM": 70,
-  "EPROTO": 71,
-  "EMULTIHOP": 72,
-  "EDOTDOT": 73,
-  "EBADMSG": 74,
-  "EOVERFLOW": 75,
-  "ENOTUNIQ": 76,
-  "EBADFD": 77,
-  "EREMCHG": 78,
-  "ELIBACC": 79,
-  "ELIBBAD": 80,
-  "ELIBSCN": 81,
-  "ELIBMAX": 82,
-  "ELIBEXEC": 83,
-  "EILSEQ": 84,
-  "ERESTART": 85,
-  "ESTRPIPE": 86,
-  "EUSERS": 87,
-  "ENOTSOCK": 88,
-  "EDESTADDRREQ": 89,
-  "EMSGSIZE": 90,
-  "EPROTOTYPE": 91,
-  "ENOPROTOOPT": 92,
-  "EPROTONOSUPPORT": 93,
-  "ESOCKTNOSUPPORT": 94,
-  "EOPNOTSUPP": 95,
-  "EPFNOSUPPORT": 96,
-  "EAFNOSUPPORT": 97,
-  "EADDRINUSE": 98,
-  "EADDRNOTAVAIL": 99,
-  "ENETDOWN": 100,
-  "ENETUNREACH": 101,
-  "ENETRESET": 102,
-  "ECONNABORTED": 103,
-  "ECONNRESET": 104,
-  "ENOBUFS": 105,
-  "EISCONN": 106,
-  "ENOTCONN": 107,
-  "ESHUTDOWN": 108,
-  "ETOOMANYREFS": 109,
-  "ETIMEDOUT": 110,
-  "ECONNREFUSED": 111,
-  "EHOSTDOWN": 112,
-  "EHOSTUNREACH": 113,
-  "EALREADY": 114,
-  "EINPROGRESS": 115,
-  "ESTALE": 116,
-  "EUCLEAN": 117,
-  "ENOTNAM": 118,
-  "ENAVAIL": 119,
-  "EISNAM": 120,
-  "EREMOTEIO": 121,
-  "EDQUOT": 122,
-  "ENOMEDIUM": 123,
-  "EMEDIUMTYPE": 124,
-  "ECANCELED": 125,
-  "ENOKEY": 126,
-  "EKEYEXPIRED": 127,
-  "EKEYREVOKED": 128,
-  "EKEYREJECTED": 129,
-  "EOWNERDEAD": 130,
-  "ENOTRECOVERABLE": 131,
-  "ERFKILL": 132,
-  "EHWPOISON": 133
- }
+ errno: {
+  EPERM: 1,
+  ENOENT: 2,
+  ESRCH: 3,
+  EINTR: 4,
+  EIO: 5,
+  ENXIO: 6,
+  E2BIG: 7,
+  ENOEXEC: 8,
+  EBADF: 9,
+  ECHILD: 10,
+  EAGAIN: 11,
+  ENOMEM: 12,
+  EACCES: 13,
+  EFAULT: 14,
+  ENOTBLK: 15,
+  EBUSY: 16,
+  EEXIST: 17,
+  EXDEV: 18,
+  ENODEV: 19,
+  ENOTDIR: 20,
+  EISDIR: 21,
+  EINVAL: 22,
+  ENFILE: 23,
+  EMFILE: 24,
+  ENOTTY: 25,
+  ETXTBSY: 26,
+  EFBIG: 27,
+  ENOSPC: 28,
+  ESPIPE: 29,
+  EROFS: 30,
+  EMLINK: 31,
+  EPIPE: 32,
+  EDOM: 33,
+  ERANGE: 34,
+  EDEADLK: 35,
+  ENAMETOOLONG: 36,
+  ENOLCK: 37,
+  ENOSYS: 38,
+  ENOTEMPTY: 39,
+  ELOOP: 40,
+  EWOULDBLOCK: 11,
+  ENOMSG: 42,
+  EIDRM: 43,
+  ECHRNG: 44,
+  EL2NSYNC: 45,
+  EL3HLT: 46,
+  EL3RST: 47,
+  ELNRNG: 48,
+  EUNATCH: 49,
+  ENOCSI: 50,
+  EL2HLT: 51,
+  EBADE: 52,
+  EBADR: 53,
+  EXFULL: 54,
+  ENOANO: 55,
+  EBADRQC: 56,
+  EBADSLT: 57,
+  EDEADLOCK: 35,
+  EBFONT: 59,
+  ENOSTR: 60,
+  ENODATA: 61,
+  ETIME: 62,
+  ENOSR: 63,
+  ENONET: 64,
+  ENOPKG: 65,
+  EREMOTE: 66,
+  ENOLINK: 67,
+  EADV: 68,
+  ESRMNT: 69,
+  ECOMM: 70,
+  EPROTO: 71,
+  EMULTIHOP: 72,
+  EDOTDOT: 73,
+  EBADMSG: 74,
+  EOVERFLOW: 75,
+  ENOTUNIQ: 76,
+  EBADFD: 77,
+  EREMCHG: 78,
+  ELIBACC: 79,
+  ELIBBAD: 80,
+  ELIBSCN: 81,
+  ELIBMAX: 82,
+  ELIBEXEC: 83,
+  EILSEQ: 84,
+  ERESTART: 85,
+  ESTRPIPE: 86,
+  EUSERS: 87,
+  ENOTSOCK: 88,
+  EDESTADDRREQ: 89,
+  EMSGSIZE: 90,
+  EPROTOTYPE: 91,
+  ENOPROTOOPT: 92,
+  EPROTONOSUPPORT: 93,
+  ESOCKTNOSUPPORT: 94,
+  EOPNOTSUPP: 95,
+  EPFNOSUPPORT: 96,
+  EAFNOSUPPORT: 97,
+  EADDRINUSE: 98,
+  EADDRNOTAVAIL: 99,
+  ENETDOWN: 100,
+  ENETUNREACH: 101,
+  ENETRESET: 102,
+  ECONNABORTED: 103,
+  ECONNRESET: 104,
+  ENOBUFS: 105,
+  EISCONN: 106,
+  ENOTCONN: 107,
+  ESHUTDOWN: 108,
+  ETOOMANYREFS: 109,
+  ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
+  EHOSTDOWN: 112,
+  EHOSTUNREACH: 113,
+  EALREADY: 114,
+  EINPROGRESS: 115,
+  ESTALE: 116,
+  EUCLEAN: 117,
+  ENOTNAM: 118,
+  ENAVAIL: 119,
+  EISNAM: 120,
+  EREMOTEIO: 121,
+  EDQUOT: 122,
+  ENOMEDIUM: 123,
+  EMEDIUMTYPE: 124,
+  ECANCELED: 125,
+  ENOKEY: 126,
+  EKEYEXPIRED: 127,
+  EKEYREVOKED: 128,
+  EKEYREJECTED: 129,
+  EOWNERDEAD: 130,
+  ENOTRECOVERABLE: 131,
+  ERFKILL: 132,
+  EHWPOISON: 133,
+ },
 };

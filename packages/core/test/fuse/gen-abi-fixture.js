@@ -90,7 +90,17 @@ try {
     '/* eslint-disable */',
     'export interface AbiStruct { size: number; align: number; fields: Record<string, number> }',
     'export const ABI: { structs: Record<string, AbiStruct>; constants: Record<string, string>; errno: Record<string, number> } =',
-    JSON.stringify(json, null, 1) + ';',
+    '{',
+    ' structs: {',
+    ...Object.entries(json.structs).map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`),
+    ' },',
+    ' constants: {',
+    ...Object.entries(json.constants).map(([k, v]) => `  ${k}: ${JSON.stringify(v)},`),
+    ' },',
+    ' errno: {',
+    ...Object.entries(json.errno).map(([k, v]) => `  ${k}: ${v},`),
+    ' },',
+    '};',
     '',
   ];
   fs.writeFileSync(out, body.join('\n'));

@@ -159,6 +159,18 @@ export function sendmsg(fd: number, msghdr: JsExternal, flags: number): number {
   return check('sendmsg', call<number>('sendmsg', DataType.I64, [DataType.I32, DataType.External, DataType.I32], [fd, msghdr, flags]));
 }
 
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const EWOULDBLOCK = 11;
+
+/** flock(2): Node's fs has no file locks. Returns false when another process holds the lock. */
+export function tryFlock(fd: number, op: number): boolean {
+  const r = call<number>('flock', DataType.I32, [DataType.I32, DataType.I32], [fd, op | LOCK_NB]);
+  if (r.value === 0) return true;
+  if (r.errnoCode === EWOULDBLOCK) return false;
+  throw new SysError('flock', r.errnoCode, r.errnoMessage);
+}
+
 export function getpid(): number {
   return call<number>('getpid', DataType.I32, [], []).value;
 }

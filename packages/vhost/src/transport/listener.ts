@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
-import { AF_UNIX, SHUT_RDWR, SOCK_CLOEXEC, SOCK_STREAM, SysError, bind, connect, listen, shutdown, socket, sockaddrUn } from '../sys/libc';
+import { AF_UNIX, LOCK_EX, SHUT_RDWR, SOCK_CLOEXEC, SOCK_STREAM, bind, listen, shutdown, socket, sockaddrUn, tryFlock } from '../sys/libc';
 import { HEADER_SIZE, Header, decodeHeader } from '../protocol/messages';
 import { ReaderCommand, ReaderEvent, ReaderWorkerData } from './reader-events';
 
@@ -83,6 +83,8 @@ export class VhostUserListener {
   private readonly control = new SharedArrayBuffer(4);
   private current: { conn: Connection; handler: ConnectionHandler } | null = null;
   private stopped = false;
+  /** Held (flock) while this daemon serves the path. */
+  private lockFd: number | null = null;
   private doneResolve!: () => void;
   /** Resolves when the listener has stopped (after the last connection, or stop()). */
   readonly done: Promise<void>;
@@ -96,35 +98,38 @@ export class VhostUserListener {
     this.done = new Promise((r) => (this.doneResolve = r));
   }
 
-  /** Binds `socketPath`, replacing a stale socket file; refuses one that a live daemon serves. */
+  /**
+   * Binds `socketPath`, replacing a stale socket file; refuses a path that a live daemon serves.
+   * Liveness is a lock on `PATH.lock` held for the daemon's life: probing by connecting would look
+   * like a front-end to the live daemon, which then serves (and loses) a connection.
+   */
   static listenPath(socketPath: string, onConnection: (conn: Connection) => ConnectionHandler, options: ListenerOptions = {}): VhostUserListener {
     const abs = path.resolve(socketPath);
     const addr = sockaddrUn(abs);
-    if (fs.existsSync(abs)) {
-      const st = fs.lstatSync(abs);
-      if (!st.isSocket()) throw new Error(`${abs} exists and is not a socket`);
-      const probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      let live = false;
-      try {
-        connect(probe, addr);
-        live = true;
-      } catch (e) {
-        if (!(e instanceof SysError)) throw e;
-      } finally {
-        closeFds([probe]);
+    const lockFd = fs.openSync(`${abs}.lock`, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    if (!tryFlock(lockFd, LOCK_EX)) {
+      closeFds([lockFd]);
+      throw new Error(`${abs} is already served by a running daemon`);
+    }
+    try {
+      if (fs.existsSync(abs)) {
+        if (!fs.lstatSync(abs).isSocket()) throw new Error(`${abs} exists and is not a socket`);
+        fs.unlinkSync(abs); // stale: its daemon is gone (it would hold the lock)
       }
-      if (live) throw new Error(`${abs} is already served by a running daemon`);
-      fs.unlinkSync(abs);
+    } catch (e) {
+      closeFds([lockFd]);
+      throw e;
     }
     const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     try {
       bind(fd, addr);
       listen(fd, 1);
     } catch (e) {
-      closeFds([fd]);
+      closeFds([fd, lockFd]);
       throw e;
     }
     const l = new VhostUserListener(fd, abs, onConnection, options);
+    l.lockFd = lockFd;
     l.start();
     return l;
   }
@@ -218,14 +223,16 @@ export class VhostUserListener {
       // not listening any more
     }
     if (this.socketPath) {
-      try {
-        fs.unlinkSync(this.socketPath);
-      } catch {
-        // already gone
+      for (const p of [this.socketPath, `${this.socketPath}.lock`]) {
+        try {
+          fs.unlinkSync(p);
+        } catch {
+          // already gone
+        }
       }
     }
     const finish = (): void => {
-      closeFds([this.listenFd]);
+      closeFds(this.lockFd === null ? [this.listenFd] : [this.listenFd, this.lockFd]);
       this.doneResolve();
     };
     if (this.worker) this.worker.once('exit', finish);

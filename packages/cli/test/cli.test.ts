@@ -1,0 +1,71 @@
+// The vfsd command: option errors are one clear line and a non-zero exit; it serves and stops cleanly.
+import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { SimulatedFrontend } from '@vfsd/vhost';
+
+const BIN = path.join(__dirname, '..', '..', 'bin', 'vfsd');
+
+function vfsd(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20000 });
+  return { status: r.status, stderr: r.stderr };
+}
+
+describe('vfsd options', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-cli-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test.each([
+    [[], /--shared-dir DIR is required/],
+    [['--shared-dir', '/nonexistent/dir', '--socket-path', '/tmp/x.sock'], /shared directory \/nonexistent\/dir does not exist/],
+    [['--shared-dir', '/tmp'], /--socket-path PATH or --fd FD is required/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--fd', '3'], /exclusive/],
+    [['--no-such-option'], /Unknown argument/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--request-queues', '0'], /--request-queues must be 1 to 255/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--log-level', 'loud'], /Invalid values/],
+  ])('%j fails with one clear line', (args, message) => {
+    const r = vfsd(args as string[]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(message as RegExp);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('-o source=DIR is accepted for compatibility; --help shows examples', () => {
+    const h = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
+    expect(h.status).toBe(0);
+    expect(h.stdout).toMatch(/Examples:/);
+  });
+
+  test('serves a socket, refuses a second daemon on it, answers FUSE_INIT, stops on SIGTERM', async () => {
+    const sock = path.join(dir, 'vfsd.sock');
+    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '-o', `source=${dir}`, '--keep-serving', '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const start = Date.now();
+    while (!fs.existsSync(sock) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+    expect(vfsd(['--socket-path', sock, '--shared-dir', dir]).stderr).toMatch(/already served by a running daemon/);
+    const fe = await SimulatedFrontend.connect(sock);
+    await fe.negotiate({ numQueues: 2, queueSize: 64 });
+    const init = Buffer.alloc(40 + 64);
+    init.writeUInt32LE(init.length, 0);
+    init.writeUInt32LE(26, 4); // FUSE_INIT
+    init.writeBigUInt64LE(7n, 8);
+    init.writeUInt32LE(7, 40);
+    init.writeUInt32LE(38, 44);
+    const r = await fe.submit(1, [init], [16 + 64]);
+    expect(r.len).toBe(80);
+    expect(r.data.readInt32LE(4)).toBe(0);
+    expect(r.data.readBigUInt64LE(8)).toBe(7n);
+    expect(r.data.readUInt32LE(16)).toBe(7);
+    fe.close();
+    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    expect(fs.existsSync(sock)).toBe(false);
+    expect(stderr).not.toMatch(/error/i);
+  });
+});

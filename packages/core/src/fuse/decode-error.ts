@@ -1,0 +1,27 @@
+import { opcodeName } from './opcodes';
+
+/**
+ * A request that cannot be decoded. It carries what the server needs to
+ * answer it: the errno (positive, e.g. EINVAL) and the request's unique id.
+ *
+ * - `unique === undefined`: not even fuse_in_header could be read; there is
+ *   nothing to reply to (drop the buffer, it is a transport-level fault).
+ * - `noReply`: the opcode never gets a reply (FORGET, BATCH_FORGET,
+ *   NOTIFY_REPLY, INTERRUPT); log and drop.
+ * - otherwise reply with encodeErrorReply(buf, off, unique, errno).
+ */
+export class FuseDecodeError extends Error {
+  override readonly name = 'FuseDecodeError';
+  readonly errno: number;
+  readonly unique: bigint | undefined;
+  readonly opcode: number | undefined;
+  readonly noReply: boolean;
+
+  constructor(errno: number, detail: string, unique?: bigint, opcode?: number, noReply = false) {
+    super(opcode === undefined ? detail : `${opcodeName(opcode)}: ${detail}`);
+    this.errno = errno;
+    this.unique = unique;
+    this.opcode = opcode;
+    this.noReply = noReply;
+  }
+}
