@@ -9,7 +9,7 @@
 //
 //   npx tsc -b packages/vhost && node packages/vhost/dist/bench/transport-bench.js \
 //     [--modes fork,worker,inproc] [--depths 1,16,64] [--duration MS] [--warmup MS] [--json FILE]
-import { fork } from 'child_process';
+import { execFileSync, fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -22,7 +22,12 @@ import { SimulatedFrontend } from '../src/frontend/simulated-frontend';
 import { CaseResult, CaseSpec, FrontendCommand, FrontendEvent, NEGOTIATE, runCase } from './transport-frontend';
 import { emitJson, fmt, machine, numArg, parseArgs, table } from './bench-util';
 
-type Mode = 'fork' | 'worker' | 'inproc';
+/**
+ * fork: child process, placed by the scheduler; fork-split: back-end pinned to CPU 0, child to CPU 1;
+ * fork-same: both pinned to CPU 0. worker/inproc are placed by the scheduler.
+ */
+type Mode = 'fork' | 'fork-split' | 'fork-same' | 'worker' | 'inproc';
+const MODES: Mode[] = ['fork', 'fork-split', 'fork-same', 'worker', 'inproc'];
 
 interface Row {
   mode: Mode;
@@ -86,10 +91,22 @@ function remoteHost(post: (c: FrontendCommand) => void, on: (f: (e: FrontendEven
   });
 }
 
+let allCpus: string | null = null;
+
+/** Pins every thread of this process to `cpu`, or back to every CPU with null. */
+function pinSelf(cpu: number | null): void {
+  allCpus ??= execFileSync('taskset', ['-c', '-p', String(process.pid)]).toString().trim().split(': ').pop()!;
+  execFileSync('taskset', ['-a', '-c', '-p', cpu === null ? allCpus : String(cpu), String(process.pid)], { stdio: 'ignore' });
+}
+
 async function startFrontend(mode: Mode, socketPath: string): Promise<FrontendHost> {
   const script = path.join(__dirname, 'transport-frontend.js');
-  if (mode === 'fork') {
-    const child = fork(script, [socketPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  if (mode === 'fork' || mode === 'fork-split' || mode === 'fork-same') {
+    const cpu = mode === 'fork-split' ? 1 : 0;
+    // taskset execs node with the affinity set before any thread starts; the IPC fd goes through.
+    const pinned = mode === 'fork' ? {} : { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath] };
+    pinSelf(mode === 'fork' ? null : 0);
+    const child = fork(script, [socketPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pinned });
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     return remoteHost(
       (c) => child.send(c),
@@ -97,6 +114,7 @@ async function startFrontend(mode: Mode, socketPath: string): Promise<FrontendHo
       exited,
     );
   }
+  pinSelf(null);
   if (mode === 'worker') {
     const w = new Worker(script, { workerData: { role: 'transport-frontend', socketPath } });
     const exited = new Promise<void>((r) => w.once('exit', () => r()));
@@ -117,13 +135,13 @@ async function startFrontend(mode: Mode, socketPath: string): Promise<FrontendHo
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const modes = (args.get('modes') ?? 'fork,worker,inproc').split(',') as Mode[];
+  const modes = (args.get('modes') ?? MODES.join(',')).split(',') as Mode[];
   const depths = (args.get('depths') ?? '1,16,64').split(',').map(Number);
   const sizes = (args.get('sizes') ?? 'small,4k').split(',');
-  const forkDuration = numArg(args, 'duration', 1500);
-  const otherDuration = numArg(args, 'other-duration', Math.min(forkDuration, 700));
+  const forkDuration = numArg(args, 'duration', 1200);
+  const otherDuration = numArg(args, 'other-duration', Math.min(forkDuration, 500));
   const warmupMs = numArg(args, 'warmup', 250);
-  for (const m of modes) if (!['fork', 'worker', 'inproc'].includes(m)) throw new Error(`unknown mode ${m}`);
+  for (const m of modes) if (!MODES.includes(m)) throw new Error(`unknown mode ${m}`);
   for (const s of sizes) if (!SIZES[s]) throw new Error(`unknown size ${s}`);
 
   // Bounded: whatever happens, stop after a while.
@@ -172,7 +190,7 @@ async function main(): Promise<void> {
             p99Us: r.latencyUs.p99,
             p999Us: r.latencyUs.p999,
             backendCpuUsPerReq: cpuUs / r.totalCompleted,
-            frontendCpuUsPerReq: mode === 'fork' ? r.frontendCpuUs / r.totalCompleted : null,
+            frontendCpuUsPerReq: mode.startsWith('fork') ? r.frontendCpuUs / r.totalCompleted : null,
             backendElu: elu.utilization,
             errors: r.errors,
           });
@@ -183,12 +201,14 @@ async function main(): Promise<void> {
       await host.close();
     }
   } finally {
+    pinSelf(null);
     await server.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
   console.log('\nvhost-user transport, echo device (queue size 1024, EVENT_IDX, indirect descriptors)');
-  console.log('  fork = front-end in a child process (headline); worker = front-end in a worker thread; inproc = same thread');
+  console.log('  fork = front-end in a child process, placed by the scheduler (headline); fork-split = back-end on CPU 0, front-end on CPU 1;');
+  console.log('  fork-same = both on CPU 0; worker = front-end in a worker thread; inproc = front-end in the back-end\'s thread');
   console.log('  cpu/req: CPU time (user+sys, all threads) per round trip; be = back-end process, fe = front-end process');
   console.log(
     table(

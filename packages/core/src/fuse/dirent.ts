@@ -1,0 +1,203 @@
+/**
+ * Directory entry packing for READDIR (fuse_dirent records) and READDIRPLUS
+ * (fuse_direntplus records), as fs/fuse/readdir.c parses them: each record is
+ * the struct, then `namelen` name bytes (no NUL), then zeros up to the next
+ * multiple of 8 (FUSE_DIRENT_ALIGN). The kernel drops a record that does not
+ * fit whole, and fails the whole reply with EIO on an empty name, a name over
+ * FUSE_NAME_MAX or a name containing '/'; those are refused here up front.
+ *
+ * `off` of an entry is the cookie of the entry *after* it: the kernel passes
+ * it back as fuse_read_in.offset to continue the listing.
+ *
+ * READDIRPLUS: every entry with a non-zero entry_out.nodeid counts as a
+ * LOOKUP (nlookup + 1) for the kernel, except "." and "..", which it never
+ * links. entry_out.nodeid 0 means "no attributes for this one".
+ */
+import { checkRange, viewOf } from './layout';
+import { FUSE_NAME_MAX } from './opcodes';
+import { OUT_HEADER_SIZE, writeOutHeader } from './reply';
+import {
+  direntplusSize,
+  direntSize,
+  FUSE_NAME_OFFSET,
+  FUSE_NAME_OFFSET_DIRENTPLUS,
+  fuse_entry_out,
+  type FuseEntryOut,
+} from './structs';
+
+// d_type values for fuse_dirent.type (<dirent.h>); equal to (mode & S_IFMT) >> 12.
+export const DT_UNKNOWN = 0;
+export const DT_FIFO = 1;
+export const DT_CHR = 2;
+export const DT_DIR = 4;
+export const DT_BLK = 6;
+export const DT_REG = 8;
+export const DT_LNK = 10;
+export const DT_SOCK = 12;
+export const DT_WHT = 14;
+
+/** fuse_dirent.type for an st_mode. */
+export function direntTypeFromMode(mode: number): number {
+  return (mode >>> 12) & 0xf;
+}
+
+/** One READDIR entry: the fuse_dirent fields plus the name (namelen is implied). */
+export interface DirentEntry {
+  ino: bigint;
+  /** Cookie of the next entry. */
+  off: bigint;
+  /** DT_* */
+  type: number;
+  /** Raw name bytes, without NUL. */
+  name: Uint8Array;
+}
+
+/** One READDIRPLUS entry (struct fuse_direntplus). */
+export interface DirentplusEntry {
+  entry_out: FuseEntryOut;
+  dirent: DirentEntry;
+}
+
+const SLASH = 0x2f;
+
+function checkName(name: Uint8Array): void {
+  const n = name.byteLength;
+  if (n === 0 || n > FUSE_NAME_MAX) throw new RangeError(`dirent name of ${n} bytes (must be 1..${FUSE_NAME_MAX})`);
+  if (name.indexOf(SLASH) >= 0) throw new RangeError(`dirent name contains '/'`);
+}
+
+/** Writes fuse_dirent + name + zero padding at absolute `pos`; `recLen` is the aligned size. */
+function writeRecord(view: DataView, bytes: Uint8Array, pos: number, recLen: number, d: DirentEntry): void {
+  const n = d.name.byteLength;
+  view.setBigUint64(pos, d.ino, true);
+  view.setBigUint64(pos + 8, d.off, true);
+  view.setUint32(pos + 16, n, true);
+  view.setUint32(pos + 20, d.type, true);
+  const at = pos - bytes.byteOffset + FUSE_NAME_OFFSET;
+  bytes.set(d.name, at);
+  bytes.fill(0, at + n, at + n + (recLen - FUSE_NAME_OFFSET - n));
+}
+
+/**
+ * Writes one fuse_dirent record at `offset` if it fits in `avail` bytes;
+ * returns its size, or 0 if it does not fit (nothing written).
+ */
+export function encodeDirent(bytes: Uint8Array, offset: number, avail: number, d: DirentEntry): number {
+  checkName(d.name);
+  const rec = direntSize(d.name.byteLength);
+  if (rec > avail) return 0;
+  checkRange(bytes, offset, rec, 'fuse_dirent');
+  writeRecord(viewOf(bytes), bytes, bytes.byteOffset + offset, rec, d);
+  return rec;
+}
+
+/**
+ * Writes one fuse_direntplus record at `offset` if it fits in `avail` bytes;
+ * returns its size, or 0 if it does not fit (nothing written).
+ */
+export function encodeDirentplus(bytes: Uint8Array, offset: number, avail: number, e: DirentplusEntry): number {
+  checkName(e.dirent.name);
+  const rec = direntplusSize(e.dirent.name.byteLength);
+  if (rec > avail) return 0;
+  checkRange(bytes, offset, rec, 'fuse_direntplus');
+  const view = viewOf(bytes);
+  const pos = bytes.byteOffset + offset;
+  fuse_entry_out.write(view, pos, e.entry_out);
+  writeRecord(view, bytes, pos + fuse_entry_out.size, rec - fuse_entry_out.size, e.dirent);
+  return rec;
+}
+
+/** Result of packing: entries[start .. start+count) were written in `size` bytes. */
+export interface PackResult {
+  count: number;
+  size: number;
+}
+
+/**
+ * Packs entries[start..] as fuse_dirent records into at most `maxSize` bytes
+ * at `offset`, stopping at the first that does not fit.
+ */
+export function packDirents(
+  bytes: Uint8Array,
+  offset: number,
+  maxSize: number,
+  entries: readonly DirentEntry[],
+  start = 0,
+): PackResult {
+  let size = 0;
+  let i = start;
+  for (; i < entries.length; i++) {
+    const rec = encodeDirent(bytes, offset + size, maxSize - size, entries[i]);
+    if (rec === 0) break;
+    size += rec;
+  }
+  return { count: i - start, size };
+}
+
+/** As packDirents, with fuse_direntplus records. */
+export function packDirentplus(
+  bytes: Uint8Array,
+  offset: number,
+  maxSize: number,
+  entries: readonly DirentplusEntry[],
+  start = 0,
+): PackResult {
+  let size = 0;
+  let i = start;
+  for (; i < entries.length; i++) {
+    const rec = encodeDirentplus(bytes, offset + size, maxSize - size, entries[i]);
+    if (rec === 0) break;
+    size += rec;
+  }
+  return { count: i - start, size };
+}
+
+/** Result of a readdir reply: `count` entries packed, `len` bytes written (header included). */
+export interface ReaddirReply {
+  count: number;
+  len: number;
+}
+
+function replyRoom(bytes: Uint8Array, offset: number, maxSize: number): number {
+  checkRange(bytes, offset, OUT_HEADER_SIZE, 'readdir reply');
+  return Math.min(maxSize, bytes.byteLength - offset - OUT_HEADER_SIZE);
+}
+
+/**
+ * A complete READDIR reply: header + as many entries (from `start`) as fit
+ * in `maxSize` (the request's fuse_read_in.size) and in `bytes`. An empty
+ * body (count 0) tells the kernel the directory is at its end.
+ */
+export function encodeReaddirReply(
+  bytes: Uint8Array,
+  offset: number,
+  unique: bigint,
+  maxSize: number,
+  entries: readonly DirentEntry[],
+  start = 0,
+): ReaddirReply {
+  const room = replyRoom(bytes, offset, maxSize);
+  const { count, size } = packDirents(bytes, offset + OUT_HEADER_SIZE, room, entries, start);
+  const len = OUT_HEADER_SIZE + size;
+  writeOutHeader(viewOf(bytes), bytes.byteOffset + offset, len, 0, unique);
+  return { count, len };
+}
+
+/** A complete READDIRPLUS reply; see encodeReaddirReply. */
+export function encodeReaddirplusReply(
+  bytes: Uint8Array,
+  offset: number,
+  unique: bigint,
+  maxSize: number,
+  entries: readonly DirentplusEntry[],
+  start = 0,
+): ReaddirReply {
+  const room = replyRoom(bytes, offset, maxSize);
+  const { count, size } = packDirentplus(bytes, offset + OUT_HEADER_SIZE, room, entries, start);
+  const len = OUT_HEADER_SIZE + size;
+  writeOutHeader(viewOf(bytes), bytes.byteOffset + offset, len, 0, unique);
+  return { count, len };
+}
+
+/** Re-exported for callers that size buffers: offsetof(fuse_direntplus, dirent.name). */
+export { FUSE_NAME_OFFSET_DIRENTPLUS };
