@@ -1,1 +1,2 @@
 export * from './virtio-fs/minimal-device';
+export * from './fuse';

@@ -92,6 +92,8 @@ function remoteHost(post: (c: FrontendCommand) => void, on: (f: (e: FrontendEven
 }
 
 let allCpus: string | null = null;
+/** Extra node options for a forked front-end (--fe-node-args). */
+let feNodeArgs: string[] = [];
 
 /** Pins every thread of this process to `cpu`, or back to every CPU with null. */
 function pinSelf(cpu: number | null): void {
@@ -104,7 +106,8 @@ async function startFrontend(mode: Mode, socketPath: string): Promise<FrontendHo
   if (mode === 'fork' || mode === 'fork-split' || mode === 'fork-same') {
     const cpu = mode === 'fork-split' ? 1 : 0;
     // taskset execs node with the affinity set before any thread starts; the IPC fd goes through.
-    const pinned = mode === 'fork' ? {} : { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath] };
+    const nodeArgs = [...process.execArgv, ...feNodeArgs];
+    const pinned = mode === 'fork' ? { execArgv: nodeArgs } : { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs] };
     pinSelf(mode === 'fork' ? null : 0);
     const child = fork(script, [socketPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pinned });
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -136,6 +139,7 @@ async function startFrontend(mode: Mode, socketPath: string): Promise<FrontendHo
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const modes = (args.get('modes') ?? MODES.join(',')).split(',') as Mode[];
+  feNodeArgs = (args.get('fe-node-args') ?? '').split(' ').filter((a) => a);
   const depths = (args.get('depths') ?? '1,16,64').split(',').map(Number);
   const sizes = (args.get('sizes') ?? 'small,4k').split(',');
   const forkDuration = numArg(args, 'duration', 1200);

@@ -20,7 +20,6 @@ import {
   direntplusSize,
   direntSize,
   FUSE_NAME_OFFSET,
-  FUSE_NAME_OFFSET_DIRENTPLUS,
   fuse_entry_out,
   type FuseEntryOut,
 } from './structs';
@@ -198,6 +197,3 @@ export function encodeReaddirplusReply(
   writeOutHeader(viewOf(bytes), bytes.byteOffset + offset, len, 0, unique);
   return { count, len };
 }
-
-/** Re-exported for callers that size buffers: offsetof(fuse_direntplus, dirent.name). */
-export { FUSE_NAME_OFFSET_DIRENTPLUS };
