@@ -1,2 +1,3 @@
-export * from './virtio-fs/minimal-device';
 export * from './fuse';
+export * from './filesystem';
+export * from './virtio-fs/minimal-device';

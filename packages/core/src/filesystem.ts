@@ -1,0 +1,131 @@
+// The boundary between the FUSE server (core) and a filesystem (the passthrough, or an in-memory one
+// in tests), as the Rust virtiofsd's FileSystem trait: one method per FUSE operation, taking the
+// decoded request (kernel field names) and resolving with the reply struct. A missing method is
+// answered ENOSYS. Errors are FsError(errno); anything else thrown becomes EIO.
+import type {
+  AccessRequest,
+  BatchForgetRequest,
+  CopyFileRangeRequest,
+  CreateRequest,
+  FallocateRequest,
+  FlushRequest,
+  ForgetRequest,
+  FsyncRequest,
+  FuseAttrOut,
+  FuseEntryOut,
+  FuseFileLock,
+  FuseInitOut,
+  FuseKstatfs,
+  FuseOpenOut,
+  FuseOpcode,
+  GetattrRequest,
+  GetxattrRequest,
+  InitRequest,
+  LinkRequest,
+  ListxattrRequest,
+  LkRequest,
+  LookupRequest,
+  LseekRequest,
+  MkdirRequest,
+  MknodRequest,
+  OpenRequest,
+  ReadRequest,
+  ReadlinkRequest,
+  ReleaseRequest,
+  RemovexattrRequest,
+  Rename2Request,
+  RenameRequest,
+  SetattrRequest,
+  SetxattrRequest,
+  StatfsRequest,
+  SymlinkRequest,
+  SyncfsRequest,
+  TmpfileRequest,
+  UnlinkRequest,
+  WriteRequest,
+  DestroyRequest,
+} from './fuse';
+
+/** Who asks, and a signal aborted by FUSE_INTERRUPT or when the front-end goes away. */
+export interface RequestContext {
+  readonly unique: bigint;
+  readonly uid: number;
+  readonly gid: number;
+  readonly pid: number;
+  readonly signal: AbortSignal;
+}
+
+/** A failure with the errno the guest sees (positive, e.g. ENOENT = 2). */
+export class FsError extends Error {
+  constructor(
+    readonly errno: number,
+    message?: string,
+  ) {
+    super(message ?? `errno ${errno}`);
+    this.name = 'FsError';
+  }
+}
+
+/** What INIT negotiates: the server fills the protocol fields, the filesystem its wishes. */
+export type InitReply = Partial<Omit<FuseInitOut, 'major' | 'minor'>>;
+
+/** One directory entry for READDIR / READDIRPLUS. */
+export interface DirEntry {
+  ino: bigint;
+  /** Offset of the next entry (what the kernel passes back to continue). */
+  off: bigint;
+  type: number;
+  name: Buffer;
+  /** READDIRPLUS only: the entry as a LOOKUP would give it (counts as a lookup). */
+  entry?: FuseEntryOut;
+}
+
+/** How a read's data comes back: bytes (copied into the chain by the server). */
+export type ReadReply = Uint8Array;
+
+export interface FileSystem {
+  init?(ctx: RequestContext, req: InitRequest): Promise<InitReply>;
+  destroy?(ctx: RequestContext, req: DestroyRequest): Promise<void>;
+  lookup?(ctx: RequestContext, req: LookupRequest): Promise<FuseEntryOut>;
+  forget?(req: ForgetRequest): void;
+  batchForget?(req: BatchForgetRequest): void;
+  getattr?(ctx: RequestContext, req: GetattrRequest): Promise<FuseAttrOut>;
+  setattr?(ctx: RequestContext, req: SetattrRequest): Promise<FuseAttrOut>;
+  readlink?(ctx: RequestContext, req: ReadlinkRequest): Promise<Buffer>;
+  symlink?(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOut>;
+  mknod?(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOut>;
+  mkdir?(ctx: RequestContext, req: MkdirRequest): Promise<FuseEntryOut>;
+  unlink?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Promise<void>;
+  rmdir?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_RMDIR>): Promise<void>;
+  rename?(ctx: RequestContext, req: RenameRequest | Rename2Request): Promise<void>;
+  link?(ctx: RequestContext, req: LinkRequest): Promise<FuseEntryOut>;
+  open?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Promise<FuseOpenOut>;
+  create?(ctx: RequestContext, req: CreateRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }>;
+  tmpfile?(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }>;
+  read?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<ReadReply>;
+  write?(ctx: RequestContext, req: WriteRequest): Promise<number>;
+  flush?(ctx: RequestContext, req: FlushRequest): Promise<void>;
+  release?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): Promise<void>;
+  fsync?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNC>): Promise<void>;
+  opendir?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Promise<FuseOpenOut>;
+  /** Entries from req.arg.offset on; the server packs as many as fit req.arg.size. */
+  readdir?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Promise<DirEntry[]>;
+  releasedir?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): Promise<void>;
+  fsyncdir?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNCDIR>): Promise<void>;
+  statfs?(ctx: RequestContext, req: StatfsRequest): Promise<FuseKstatfs>;
+  access?(ctx: RequestContext, req: AccessRequest): Promise<void>;
+  setxattr?(ctx: RequestContext, req: SetxattrRequest): Promise<void>;
+  /** Resolves with the value; the server answers the size-only form (arg.size 0) itself. */
+  getxattr?(ctx: RequestContext, req: GetxattrRequest): Promise<Buffer>;
+  listxattr?(ctx: RequestContext, req: ListxattrRequest): Promise<Buffer>;
+  removexattr?(ctx: RequestContext, req: RemovexattrRequest): Promise<void>;
+  getlk?(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_GETLK>): Promise<FuseFileLock>;
+  /** SETLK and SETLKW (`wait`): a waiting lock must give up with EINTR when ctx.signal aborts. */
+  setlk?(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_SETLK | FuseOpcode.FUSE_SETLKW>, wait: boolean): Promise<void>;
+  fallocate?(ctx: RequestContext, req: FallocateRequest): Promise<void>;
+  lseek?(ctx: RequestContext, req: LseekRequest): Promise<bigint>;
+  copyFileRange?(ctx: RequestContext, req: CopyFileRangeRequest): Promise<number>;
+  syncfs?(ctx: RequestContext, req: SyncfsRequest): Promise<void>;
+  /** The session ended (DESTROY or disconnect): release everything; blocked calls are cancelled. */
+  shutdown?(): Promise<void>;
+}
