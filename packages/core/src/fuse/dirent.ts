@@ -67,14 +67,21 @@ function checkName(name: Uint8Array): void {
 
 /** Writes fuse_dirent + name + zero padding at absolute `pos`; `recLen` is the aligned size. */
 function writeRecord(view: DataView, bytes: Uint8Array, pos: number, recLen: number, d: DirentEntry): void {
-  const n = d.name.byteLength;
+  const name = d.name;
+  const n = name.byteLength;
   view.setBigUint64(pos, d.ino, true);
   view.setBigUint64(pos + 8, d.off, true);
   view.setUint32(pos + 16, n, true);
   view.setUint32(pos + 20, d.type, true);
   const at = pos - bytes.byteOffset + FUSE_NAME_OFFSET;
-  bytes.set(d.name, at);
-  bytes.fill(0, at + n, at + n + (recLen - FUSE_NAME_OFFSET - n));
+  const end = at + recLen - FUSE_NAME_OFFSET;
+  // Names are short: a plain loop beats TypedArray#set's call overhead.
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) bytes[at + i] = name[i];
+  } else {
+    bytes.set(name, at);
+  }
+  for (let i = at + n; i < end; i++) bytes[i] = 0;
 }
 
 /**
@@ -114,7 +121,7 @@ export interface PackResult {
 
 /**
  * Packs entries[start..] as fuse_dirent records into at most `maxSize` bytes
- * at `offset`, stopping at the first that does not fit.
+ * at `offset` (and within `bytes`), stopping at the first that does not fit.
  */
 export function packDirents(
   bytes: Uint8Array,
@@ -123,11 +130,18 @@ export function packDirents(
   entries: readonly DirentEntry[],
   start = 0,
 ): PackResult {
+  checkRange(bytes, offset, 0, 'dirents');
+  const limit = Math.min(maxSize, bytes.byteLength - offset);
+  const view = viewOf(bytes);
+  const base = bytes.byteOffset + offset;
   let size = 0;
   let i = start;
   for (; i < entries.length; i++) {
-    const rec = encodeDirent(bytes, offset + size, maxSize - size, entries[i]);
-    if (rec === 0) break;
+    const d = entries[i];
+    checkName(d.name);
+    const rec = direntSize(d.name.byteLength);
+    if (rec > limit - size) break;
+    writeRecord(view, bytes, base + size, rec, d);
     size += rec;
   }
   return { count: i - start, size };
@@ -141,11 +155,19 @@ export function packDirentplus(
   entries: readonly DirentplusEntry[],
   start = 0,
 ): PackResult {
+  checkRange(bytes, offset, 0, 'direntplus');
+  const limit = Math.min(maxSize, bytes.byteLength - offset);
+  const view = viewOf(bytes);
+  const base = bytes.byteOffset + offset;
   let size = 0;
   let i = start;
   for (; i < entries.length; i++) {
-    const rec = encodeDirentplus(bytes, offset + size, maxSize - size, entries[i]);
-    if (rec === 0) break;
+    const e = entries[i];
+    checkName(e.dirent.name);
+    const rec = direntplusSize(e.dirent.name.byteLength);
+    if (rec > limit - size) break;
+    fuse_entry_out.write(view, base + size, e.entry_out);
+    writeRecord(view, bytes, base + size + fuse_entry_out.size, rec - fuse_entry_out.size, e.dirent);
     size += rec;
   }
   return { count: i - start, size };

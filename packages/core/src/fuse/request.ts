@@ -123,7 +123,7 @@ export interface DecodeOptions {
 // ---------------------------------------------------------------------------
 // Request types
 
-interface RequestBase<K extends FuseOpcode, N extends boolean = false> {
+export interface RequestBase<K extends FuseOpcode, N extends boolean = false> {
   readonly opcode: K;
   /** True when the kernel expects no reply (see isNoReply). */
   readonly noReply: N;
@@ -366,7 +366,7 @@ const scratchView = new DataView(scratch.buffer);
 /** Cursor over one request's argument area; throws FuseDecodeError. */
 class Parser {
   /** Position in `buf` (relative to the request's first byte). */
-  pos = 40;
+  pos = fuse_in_header.size;
   ext: Buffer | undefined;
 
   constructor(

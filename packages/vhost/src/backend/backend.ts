@@ -201,6 +201,7 @@ export class VhostUserBackend implements ConnectionHandler {
         const f = p.readBigUInt64LE(0);
         if (f & ~this.offeredFeatures) throw new RequestFailed(`features 0x${(f & ~this.offeredFeatures).toString(16)} were not offered`);
         this.ackedFeatures = f;
+        this.device.featuresNegotiated?.(f);
         const ring = { eventIdx: (f & bit(VIRTIO_RING_F_EVENT_IDX)) !== 0n, indirect: (f & bit(VIRTIO_RING_F_INDIRECT_DESC)) !== 0n };
         for (const s of this.vrings) s.vq.features = ring;
         return null;
@@ -220,7 +221,7 @@ export class VhostUserBackend implements ConnectionHandler {
         return null;
       case Request.RESET_OWNER:
       case Request.RESET_DEVICE:
-        await this.resetDevice();
+        await this.resetDevice('stop');
         return null;
       case Request.GET_QUEUE_NUM:
         this.expectSize(p, 0);
@@ -269,7 +270,7 @@ export class VhostUserBackend implements ConnectionHandler {
         const { index } = decodeVringState(p);
         const s = this.vrings[index];
         if (!s) throw new ProtocolError(`GET_VRING_BASE for queue ${index}, device has ${this.vrings.length}`);
-        await this.stopRing(s);
+        await this.stopRing(s, 'stop');
         const base = s.vq.lastAvailIdx;
         s.vq.reset();
         return encodeVringState({ index, num: base });
@@ -365,6 +366,7 @@ export class VhostUserBackend implements ConnectionHandler {
   /** Uses the new region set: rings are mapped again (their addresses are front-end virtual ones). */
   private installMemory(): void {
     this.memory = new GuestMemory(this.regions);
+    this.device.memoryMapped?.(this.regions.length);
     for (const s of this.vrings) {
       if (s.vq.addresses && s.vq.size) this.attachRing(s, false);
     }
@@ -454,16 +456,17 @@ export class VhostUserBackend implements ConnectionHandler {
   }
 
   /** Stops popping, lets the device settle what is in flight. */
-  private async stopRing(s: VringSlot): Promise<void> {
+  private async stopRing(s: VringSlot, reason: 'stop' | 'disconnect'): Promise<void> {
     this.stopKickWatch(s);
     const wasStarted = s.started;
     s.started = false;
-    if (wasStarted) await this.device.stopQueue(s.vq);
+    if (wasStarted) await this.device.stopQueue(s.vq, reason);
   }
 
-  private async resetDevice(): Promise<void> {
+  private async resetDevice(reason: 'stop' | 'disconnect'): Promise<void> {
+    // Every ring is asked at once: one slow ring must not delay the others' cancellation.
+    await Promise.all(this.vrings.map((s) => this.stopRing(s, reason)));
     for (const s of this.vrings) {
-      await this.stopRing(s);
       s.vq.reset();
       closeFd(s.vq.callFd);
       s.vq.callFd = null;
@@ -478,14 +481,18 @@ export class VhostUserBackend implements ConnectionHandler {
   private async teardown(): Promise<void> {
     if (this.gone) return;
     this.gone = true;
-    await this.resetDevice();
+    await this.resetDevice('disconnect');
     closeFd(this.backendReqFd);
     this.backendReqFd = null;
     this.retired.push(...this.regions);
     this.regions = [];
     this.memory = null;
     this.collectRetired();
-    this.device.disconnected?.();
+    try {
+      await this.device.disconnected?.();
+    } catch (e) {
+      this.log.error(`device teardown: ${(e as Error).message}`);
+    }
     this.finishedResolve();
   }
 }

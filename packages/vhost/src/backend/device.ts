@@ -6,17 +6,23 @@ export interface VhostUserDevice {
   readonly numQueues: number;
   /** Device-specific virtio feature bits, offered besides the ring and version bits. */
   readonly features: bigint;
+  /** SET_FEATURES was accepted. */
+  featuresNegotiated?(features: bigint): void;
+  /** A memory table is in place (after SET_MEM_TABLE, ADD_MEM_REG or REM_MEM_REG). */
+  memoryMapped?(regions: number): void;
   /** The ring is started and enabled: chains may be popped from now on. */
   queueStarted(vq: Virtqueue): void;
   /** The driver kicked (or the ring was just enabled): pop and handle what is available. */
   kicked(vq: Virtqueue): void;
   /**
    * The ring is stopping (GET_VRING_BASE, disconnect, reset): stop popping, settle every chain in
-   * flight (push it, or drop it when the connection is gone), then resolve.
+   * flight (push it, or drop it when the connection is gone), then resolve. `stop` is a ring
+   * stopped by the front-end (requests may finish; waits that could last forever are cancelled),
+   * `disconnect` a front-end that is gone (everything is cancelled).
    */
-  stopQueue(vq: Virtqueue): Promise<void>;
+  stopQueue(vq: Virtqueue, reason: 'stop' | 'disconnect'): Promise<void>;
   /** The front-end went away; every queue has been stopped already. */
-  disconnected?(): void;
+  disconnected?(): void | Promise<void>;
 }
 
 export interface Logger {

@@ -1,0 +1,73 @@
+// The virtio-fs device: the vhost-user back-end's view of our actor system. Each front-end
+// connection gets one device actor; each started ring a virtqueue actor; each chain a request actor.
+import { createActor } from 'xstate';
+import type { Logger, VhostUserDevice, Virtqueue } from '@vfsd/vhost';
+import { deviceMachine } from '../actors/device.machine';
+import { Inspection } from '../actors/inspection';
+import type { FileSystem } from '../filesystem';
+import { FuseServer } from '../server/fuse-server';
+import { FuseSession, QueueRuntime } from './queue-runtime';
+
+export interface VirtioFsDeviceOptions {
+  fs: FileSystem;
+  /** Request queues besides the hiprio queue (QEMU's num-request-queues). */
+  requestQueues: number;
+  logger: Logger;
+  inspection?: Inspection;
+}
+
+export class VirtioFsDevice implements VhostUserDevice {
+  readonly numQueues: number;
+  readonly features = 0n;
+  readonly actor;
+  readonly session: FuseSession;
+  private readonly runtimes = new Map<number, QueueRuntime>();
+
+  constructor(private readonly options: VirtioFsDeviceOptions) {
+    this.numQueues = 1 + options.requestQueues;
+    const inspection = options.inspection ?? new Inspection();
+    this.session = new FuseSession(new FuseServer(options.fs), options.logger, inspection);
+    this.actor = createActor(deviceMachine, { inspect: inspection.inspect });
+    this.actor.start();
+  }
+
+  featuresNegotiated(features: bigint): void {
+    this.actor.send({ type: 'featuresNegotiated', features });
+  }
+
+  memoryMapped(regions: number): void {
+    this.actor.send({ type: 'memoryMapped', regions });
+  }
+
+  queueStarted(vq: Virtqueue): void {
+    const runtime = new QueueRuntime(vq, this.session);
+    this.runtimes.set(vq.index, runtime);
+    this.actor.send({ type: 'queueStarted', runtime });
+    const child = this.actor.getSnapshot().context.queues[vq.index];
+    if (!child) throw new Error(`queue ${vq.index}: no virtqueue actor was started`);
+    runtime.actor = child;
+  }
+
+  kicked(vq: Virtqueue): void {
+    this.runtimes.get(vq.index)?.actor?.send({ type: 'kicked' });
+  }
+
+  async stopQueue(vq: Virtqueue, reason: 'stop' | 'disconnect'): Promise<void> {
+    const runtime = this.runtimes.get(vq.index);
+    if (!runtime?.actor) return;
+    runtime.actor.send({ type: 'stopRequested', mode: reason === 'disconnect' ? 'cancelAll' : 'drain' });
+    await runtime.whenStopped;
+    this.runtimes.delete(vq.index);
+  }
+
+  /** Queues are stopped; the filesystem releases the session (waits cancelled, workers freed). */
+  async disconnected(): Promise<void> {
+    this.actor.send({ type: 'disconnected' });
+    await this.options.fs.shutdown?.();
+    this.actor.send({ type: 'queuesSettled' });
+  }
+
+  get liveRequests(): number {
+    return this.session.liveRequests;
+  }
+}
