@@ -9,3 +9,4 @@ export * from './virtio-fs/request-context';
 export * from './virtio-fs/queue-runtime';
 export * from './virtio-fs/virtio-fs-device';
 export * from './virtio-fs/minimal-device';
+export * from './actors/request-run';

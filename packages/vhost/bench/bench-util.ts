@@ -68,6 +68,7 @@ export function machine(): Record<string, unknown> {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model,
     platform: `${os.type()} ${os.release()}`,
+    loadavg: os.loadavg(),
   };
 }
 

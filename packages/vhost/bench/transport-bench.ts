@@ -9,7 +9,7 @@
 //
 //   npx tsc -b packages/vhost && node packages/vhost/dist/bench/transport-bench.js \
 //     [--modes fork,worker,inproc] [--depths 1,16,64] [--duration MS] [--warmup MS] [--json FILE]
-import { execFileSync, fork } from 'child_process';
+import { ChildProcess, execFileSync, fork } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -87,11 +87,16 @@ function remoteHost(post: (c: FrontendCommand) => void, on: (f: (e: FrontendEven
         pending = null;
       }
     });
-    exited.then(() => pending?.reject(new Error('front-end exited')));
+    void exited.then(() => {
+      const err = new Error('front-end exited');
+      pending?.reject(err);
+      reject(err); // no-op once ready
+    });
   });
 }
 
 let allCpus: string | null = null;
+const children: ChildProcess[] = [];
 /** Extra node options for a forked front-end (--fe-node-args). */
 let feNodeArgs: string[] = [];
 
@@ -110,6 +115,7 @@ async function startFrontend(mode: Mode, socketPath: string): Promise<FrontendHo
     const pinned = mode === 'fork' ? { execArgv: nodeArgs } : { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath, ...nodeArgs] };
     pinSelf(mode === 'fork' ? null : 0);
     const child = fork(script, [socketPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...pinned });
+    children.push(child);
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     return remoteHost(
       (c) => child.send(c),
@@ -150,14 +156,18 @@ async function main(): Promise<void> {
 
   // Bounded: whatever happens, stop after a while.
   const budgetMs = 20_000 + modes.length * sizes.length * depths.length * (forkDuration + warmupMs + 500);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-bench-'));
+  const socketPath = path.join(dir, 'vhost.sock');
   const watchdog = setTimeout(() => {
     console.error(`transport-bench: still running after ${budgetMs} ms, giving up`);
+    for (const c of children) c.kill('SIGKILL');
+    // process.exit() waits for worker threads: the listener's reader must be woken from accept4/recvmsg.
+    server.listener.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
     process.exit(2);
   }, budgetMs);
   watchdog.unref();
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-bench-'));
-  const socketPath = path.join(dir, 'vhost.sock');
   const server: Server = serve({
     socketPath,
     reconnect: true,
@@ -166,6 +176,7 @@ async function main(): Promise<void> {
   });
 
   const rows: Row[] = [];
+  const loadStart = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   try {
     for (const mode of modes) {
       const host = await startFrontend(mode, socketPath);
@@ -214,9 +225,12 @@ async function main(): Promise<void> {
   console.log('  fork = front-end in a child process, placed by the scheduler (headline); fork-split = back-end on CPU 0, front-end on CPU 1;');
   console.log('  fork-same = both on CPU 0; worker = front-end in a worker thread; inproc = front-end in the back-end\'s thread');
   console.log('  cpu/req: CPU time (user+sys, all threads) per round trip; be = back-end process, fe = front-end process');
+  console.log('  be loop util: share of wall time the back-end\'s event loop was busy; be cap = rt/s / loop util, what the back-end thread');
+  console.log('  could sustain if the front-end kept up (at qd 16/64 the simulated front-end, not the back-end, is the bottleneck)');
+  console.log(`  load average at start: ${loadStart}, at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other jobs on the machine skew figures)`);
   console.log(
     table(
-      ['mode', 'size', 'qd', 'rt/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'be cpu/req µs', 'fe cpu/req µs', 'be loop util'],
+      ['mode', 'size', 'qd', 'rt/s', 'p50 µs', 'p99 µs', 'p99.9 µs', 'be cpu/req µs', 'fe cpu/req µs', 'be loop util', 'be cap rt/s'],
       rows.map((r) => [
         r.mode,
         r.size,
@@ -228,6 +242,7 @@ async function main(): Promise<void> {
         r.backendCpuUsPerReq,
         r.frontendCpuUsPerReq ?? '-',
         r.backendElu.toFixed(2),
+        r.mode === 'inproc' ? '-' : r.rtPerSec / r.backendElu,
       ]),
     ),
   );

@@ -1,6 +1,9 @@
 // One virtqueue: waits for kicks and pops every available chain into a request actor; when the
 // ring is stopped (GET_VRING_BASE) or the front-end leaves, it stops popping, settles what is in
 // flight, and reports stopped. The ring work itself is the QueueRuntime's (the data path).
+// While nobody inspects, a kick runs `drainRing` directly when the queue is in waitingForKick
+// (QueueRuntime.acceptingKicks): at one kick per request at low depth, an xstate event per kick
+// cost about 8 µs of CPU per request in the daemon (measured, see docs/design.md).
 import { setup } from 'xstate';
 import type { QueueRuntime, StopMode } from '../virtio-fs/queue-runtime';
 
@@ -21,6 +24,8 @@ export const virtqueueMachine = setup({
   },
   actions: {
     drainRing: ({ context }) => context.runtime.drain(),
+    openRing: ({ context }) => context.runtime.setAcceptingKicks(true),
+    closeRing: ({ context }) => context.runtime.setAcceptingKicks(false),
     cancelRequests: ({ context, event }) => {
       if (event.type === 'stopRequested') context.runtime.beginStop(event.mode);
     },
@@ -35,6 +40,8 @@ export const virtqueueMachine = setup({
   initial: 'waitingForKick',
   states: {
     waitingForKick: {
+      entry: 'openRing',
+      exit: 'closeRing',
       on: {
         kicked: { actions: 'drainRing' },
         stopRequested: { target: 'stopping', actions: 'cancelRequests' },

@@ -1,10 +1,10 @@
 // The data path of one virtqueue actor: pops chains, runs one request actor per chain through
 // decode -> dispatch -> await the filesystem -> write the reply -> push and notify. Nothing here
 // waits: a request that blocks only holds its own chain.
-import { createActor, type ActorRefFrom } from 'xstate';
+import type { ActorRefFrom } from 'xstate';
 import type { DescriptorChain, Logger, Virtqueue } from '@vfsd/vhost';
 import { EIO, FuseDecodeError, FuseOpcode, decodeRequest, type DecodedRequest } from '../fuse';
-import { requestLogic } from '../actors/request.logic';
+import { RequestRun } from '../actors/request-run';
 import type { virtqueueMachine } from '../actors/virtqueue.machine';
 import type { Inspection } from '../actors/inspection';
 import { FuseServer, Reply, errorReply } from '../server/fuse-server';
@@ -13,11 +13,9 @@ import { RequestHandle } from './request-context';
 /** `drain`: the ring stops (GET_VRING_BASE): requests finish, waits are cancelled. `cancelAll`: the front-end is gone. */
 export type StopMode = 'drain' | 'cancelAll';
 
-type RequestActor = ReturnType<typeof createActor<typeof requestLogic>>;
-
 /** What all queues of one session share: the FUSE server and the requests that INTERRUPT can reach. */
 export class FuseSession {
-  readonly byUnique = new Map<bigint, { handle: RequestHandle; actor: RequestActor }>();
+  readonly byUnique = new Map<bigint, { handle: RequestHandle; actor: RequestRun }>();
   /** Request actors alive now (a leak shows here). */
   liveRequests = 0;
   completed = 0;
@@ -43,6 +41,8 @@ export class QueueRuntime {
   actor: ActorRefFrom<typeof virtqueueMachine> | null = null;
   private readonly handles = new Set<RequestHandle>();
   private stopping = false;
+  /** True while the queue actor is in waitingForKick. */
+  acceptingKicks = false;
   private notifyScheduled = false;
   private resolveStopped!: () => void;
   /** Resolves when the queue actor reached `stopped`. */
@@ -72,6 +72,16 @@ export class QueueRuntime {
     this.scheduleNotify();
   }
 
+  setAcceptingKicks(on: boolean): void {
+    this.acceptingKicks = on;
+  }
+
+  /** A kick: through the queue actor while someone inspects, else straight to its action. */
+  kicked(): void {
+    if (this.session.inspection.active) this.actor?.send({ type: 'kicked' });
+    else if (this.acceptingKicks) this.drain();
+  }
+
   beginStop(mode: StopMode): void {
     this.stopping = true;
     for (const h of this.handles) {
@@ -94,8 +104,7 @@ export class QueueRuntime {
 
   private start(chain: DescriptorChain): void {
     const session = this.session;
-    const actor = createActor(requestLogic, { input: { queue: this.index, head: chain.head }, inspect: session.inspection.requestInspect });
-    actor.start();
+    const actor = new RequestRun({ queue: this.index, head: chain.head }, session.inspection.requestInspect);
     session.liveRequests++;
     let req: DecodedRequest;
     try {
@@ -129,7 +138,7 @@ export class QueueRuntime {
   }
 
   /** Writes the reply (if any), returns the chain to the driver and ends the request actor. */
-  private finish(actor: RequestActor, chain: DescriptorChain, reply: Reply | null, handle: RequestHandle | null): void {
+  private finish(actor: RequestRun, chain: DescriptorChain, reply: Reply | null, handle: RequestHandle | null): void {
     let len = 0;
     if (reply) {
       len = writeReply(chain, reply, handle?.unique ?? 0n);

@@ -49,7 +49,7 @@ export class VirtioFsDevice implements VhostUserDevice {
   }
 
   kicked(vq: Virtqueue): void {
-    this.runtimes.get(vq.index)?.actor?.send({ type: 'kicked' });
+    this.runtimes.get(vq.index)?.kicked();
   }
 
   async stopQueue(vq: Virtqueue, reason: 'stop' | 'disconnect'): Promise<void> {

@@ -1,0 +1,27 @@
+// One error type below the FileSystem boundary: a positive errno. Node's fs errors carry a negative
+// `errno`; libc wrappers return -errno. Both are normalised here.
+// Workers load this module: it must not import @vfsd/core (which pulls in the whole server).
+const EIO = 5;
+
+export class SysErrno extends Error {
+  constructor(readonly errno: number, readonly syscall: string) {
+    super(`${syscall}: errno ${errno}`);
+    this.name = 'SysErrno';
+  }
+}
+
+/** Throws SysErrno for a negative libc return, else returns it. */
+export function check(syscall: string, r: number): number {
+  if (r < 0) throw new SysErrno(-r, syscall);
+  return r;
+}
+
+/** The positive errno of anything thrown by Node's fs or by check(); EIO when there is none. */
+export function errnoOf(err: unknown): number {
+  if (err instanceof SysErrno) return err.errno;
+  if (typeof err === 'object' && err !== null && 'errno' in err) {
+    const e = (err as { errno: unknown }).errno;
+    if (typeof e === 'number' && e !== 0) return Math.abs(e);
+  }
+  return EIO;
+}

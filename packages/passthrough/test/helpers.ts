@@ -1,0 +1,88 @@
+// Builders for the decoded requests a PassthroughFs receives from the server, and a temp directory.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  FUSE_ROOT_ID,
+  FuseOpcode,
+  type FuseFileLock,
+  type FuseInHeader,
+  type RequestContext,
+  type FlushRequest,
+  type GetattrRequest,
+  type LkRequest,
+  type LookupRequest,
+  type OpenRequest,
+  type ReleaseRequest,
+  type ForgetRequest,
+} from '@vfsd/core';
+
+let nextUnique = 1n;
+
+export function header(opcode: FuseOpcode, nodeid: bigint): FuseInHeader {
+  return { len: 0, opcode, unique: nextUnique++, nodeid, uid: 0, gid: 0, pid: 1, total_extlen: 0 };
+}
+
+export function ctx(signal: AbortSignal = new AbortController().signal): RequestContext {
+  return { unique: nextUnique++, uid: 0, gid: 0, pid: 1, signal };
+}
+
+function base<K extends FuseOpcode>(opcode: K, nodeid: bigint) {
+  return { opcode, noReply: false as const, header: header(opcode, nodeid), ext: undefined };
+}
+
+export function lookupReq(name: string | Buffer, parent: bigint = FUSE_ROOT_ID): LookupRequest {
+  return { ...base(FuseOpcode.FUSE_LOOKUP, parent), name: Buffer.isBuffer(name) ? name : Buffer.from(name) };
+}
+
+export function forgetReq(nodeid: bigint, nlookup: bigint): ForgetRequest {
+  return { ...base(FuseOpcode.FUSE_FORGET, nodeid), noReply: true, arg: { nlookup } };
+}
+
+export function getattrReq(nodeid: bigint): GetattrRequest {
+  return { ...base(FuseOpcode.FUSE_GETATTR, nodeid), arg: { getattr_flags: 0, fh: 0n } };
+}
+
+export function openReq(nodeid: bigint, flags: number): OpenRequest<FuseOpcode.FUSE_OPEN> {
+  return { ...base(FuseOpcode.FUSE_OPEN, nodeid), arg: { flags, open_flags: 0 } };
+}
+
+export function releaseReq(nodeid: bigint, fh: bigint, lockOwner = 0n, releaseFlags = 0): ReleaseRequest<FuseOpcode.FUSE_RELEASE> {
+  return { ...base(FuseOpcode.FUSE_RELEASE, nodeid), arg: { fh, flags: 0, release_flags: releaseFlags, lock_owner: lockOwner } };
+}
+
+export function flushReq(nodeid: bigint, fh: bigint, lockOwner: bigint): FlushRequest {
+  return { ...base(FuseOpcode.FUSE_FLUSH, nodeid), arg: { fh, lock_owner: lockOwner } };
+}
+
+export const OFFSET_MAX = 0x7fffffffffffffffn;
+export const F_RDLCK = 0;
+export const F_WRLCK = 1;
+export const F_UNLCK = 2;
+
+export function lock(type: number, start = 0n, end = OFFSET_MAX): FuseFileLock {
+  return { start, end, type, pid: 0 };
+}
+
+export function lkReq<K extends FuseOpcode.FUSE_GETLK | FuseOpcode.FUSE_SETLK | FuseOpcode.FUSE_SETLKW>(
+  opcode: K,
+  nodeid: bigint,
+  owner: bigint,
+  lk: FuseFileLock,
+  lkFlags = 0,
+): LkRequest<K> {
+  return { ...base(opcode, nodeid), arg: { fh: 0n, owner, lk, lk_flags: lkFlags } };
+}
+
+export function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-pt-'));
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Threads of this process (Node's own plus any workers alive). */
+export function threadCount(): number {
+  return fs.readdirSync('/proc/self/task').length;
+}
