@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The vfsd command: serve a host directory to a QEMU guest over vhost-user.
-import { MinimalVirtioFsDevice } from '@vfsd/core';
+import { Inspection, VirtioFsDevice } from '@vfsd/core';
+import { PassthroughFs } from '@vfsd/passthrough';
 import { serve } from '@vfsd/vhost';
 import { createLogger, vhostLogger } from './logger';
 import { Options, UsageError, parseOptions } from './options';
@@ -18,6 +19,8 @@ export async function run(argv: string[]): Promise<number> {
   }
   const log = createLogger(opts.logLevel, opts.logJson);
   const logger = vhostLogger(log);
+  // The visualizer and trace recorder subscribe here (a later issue); nothing listens yet.
+  const inspection = new Inspection();
   let server;
   try {
     server = serve({
@@ -25,7 +28,13 @@ export async function run(argv: string[]): Promise<number> {
       fd: opts.fd,
       reconnect: opts.keepServing,
       logger,
-      createDevice: () => new MinimalVirtioFsDevice({ requestQueues: opts.requestQueues, logger }),
+      createDevice: () =>
+        new VirtioFsDevice({
+          fs: new PassthroughFs({ sharedDir: opts.sharedDir, threadPoolSize: opts.threadPoolSize }),
+          requestQueues: opts.requestQueues,
+          logger,
+          inspection,
+        }),
     });
   } catch (e) {
     process.stderr.write(`vfsd: ${(e as Error).message}\n`);

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { EchoDevice, Logger, VhostUserDevice, serve } from '@vfsd/vhost';
 import { Inspection, VirtioFsDevice } from '../src';
 import { MemoryFs } from '../test/memory-fs';
-import type { LoadResult, LoadSpec } from './getattr-frontend';
+import type { LoadResult, LoadSpec } from '../src/testing/getattr-load';
 
 const quiet: Logger = { error: (m) => console.error(m), warn: () => undefined, info: () => undefined, debug: () => undefined };
 
@@ -17,7 +17,7 @@ async function measure(createDevice: () => VhostUserDevice, depth: number, fuse:
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-bench-'));
   const socketPath = path.join(dir, 's.sock');
   const server = serve({ socketPath, logger: quiet, createDevice });
-  const child = fork(path.join(__dirname, 'getattr-frontend.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(__dirname, '..', 'src', 'testing', 'getattr-load.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const result = new Promise<LoadResult>((resolve, reject) => {
     child.once('message', (r) => resolve(r as LoadResult));
     child.once('exit', (code) => code !== 0 && reject(new Error(`front-end exited ${code}`)));

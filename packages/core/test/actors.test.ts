@@ -6,7 +6,7 @@ import * as path from 'path';
 import { Logger, SimulatedFrontend, Server, serve } from '@vfsd/vhost';
 import { EINTR, EINVAL, ENOENT, ENOSYS, FuseOpcode, Inspection, VirtioFsDevice } from '../src';
 import { MemoryFs, F_WRLCK, F_UNLCK } from './memory-fs';
-import { FuseClient } from './fuse-client';
+import { FuseClient } from '../src/testing/fuse-client';
 
 const WHOLE = { start: 0n, end: 0x7fffffffffffffffn, type: F_WRLCK, pid: 1 };
 

@@ -3,7 +3,7 @@
 // a fixed time and reports completions per second and latency percentiles (µs).
 import { performance } from 'perf_hooks';
 import { SimulatedFrontend } from '@vfsd/vhost';
-import { FuseClient } from '../test/fuse-client';
+import { FuseClient } from './fuse-client';
 
 export interface LoadSpec {
   socketPath: string;

@@ -15,7 +15,7 @@ import {
   fuse_lk_out,
   fuse_interrupt_in,
   type Struct,
-} from '../src';
+} from '../fuse';
 
 export interface FuseReply {
   error: number;

@@ -1,0 +1,57 @@
+// GETATTR through the whole daemon (actors, passthrough, real fstat) with pool sizes 0 (inline),
+// 1, 4 and 16, at queue depth 1 and 64. The guest side runs in a child process.
+//   node packages/cli/dist/bench/daemon-bench.js [--seconds 2]
+import { fork } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Logger, serve } from '@vfsd/vhost';
+import { VirtioFsDevice, type LoadResult, type LoadSpec } from '@vfsd/core';
+import { PassthroughFs } from '@vfsd/passthrough';
+
+const quiet: Logger = { error: (m) => console.error(m), warn: () => undefined, info: () => undefined, debug: () => undefined };
+const LOAD = require.resolve('@vfsd/core/dist/src/testing/getattr-load.js');
+
+async function measure(threadPoolSize: number, depth: number, seconds: number, share: string): Promise<LoadResult & { cpuUsPerOp: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-bench-'));
+  const socketPath = path.join(dir, 's.sock');
+  const server = serve({
+    socketPath,
+    logger: quiet,
+    createDevice: () => new VirtioFsDevice({ fs: new PassthroughFs({ sharedDir: share, threadPoolSize }), requestQueues: 1, logger: quiet }),
+  });
+  const child = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const cpu0 = process.cpuUsage();
+  const result = new Promise<LoadResult>((resolve, reject) => {
+    child.once('message', (r) => resolve(r as LoadResult));
+    child.once('exit', (code) => code !== 0 && reject(new Error(`front-end exited ${code}`)));
+  });
+  const spec: LoadSpec = { socketPath, depth, warmupMs: 300, durationMs: seconds * 1000, fuse: true };
+  child.send(spec);
+  const r = await result;
+  const cpu = process.cpuUsage(cpu0);
+  await server.done;
+  fs.rmSync(dir, { recursive: true, force: true });
+  // CPU of the daemon's main thread and its workers, per completed request (warm-up included in both).
+  return { ...r, cpuUsPerOp: (cpu.user + cpu.system) / (r.completed * (1 + 300 / (seconds * 1000))) };
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const seconds = Number(args[args.indexOf('--seconds') + 1] || 2) || 2;
+  const share = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-share-'));
+  console.log(`vfsd GETATTR of the shared root through the passthrough, ${seconds} s per case`);
+  console.log('pool  depth     ops/s   p50 µs   p99 µs  daemon CPU µs/op');
+  for (const pool of [0, 1, 4, 16]) {
+    for (const depth of [1, 64]) {
+      const r = await measure(pool, depth, seconds, share);
+      console.log(`${String(pool).padStart(4)}  ${String(depth).padStart(5)}  ${Math.round(r.opsPerSec).toString().padStart(8)}  ${r.p50.toFixed(1).padStart(7)}  ${r.p99.toFixed(1).padStart(7)}  ${r.cpuUsPerOp.toFixed(1).padStart(16)}`);
+    }
+  }
+  fs.rmSync(share, { recursive: true, force: true });
+}
+
+main().catch((e: Error) => {
+  console.error(e.stack);
+  process.exit(1);
+});

@@ -1,0 +1,128 @@
+// The daemon's parts together, in process: the simulated front-end over a real socket, the actor
+// core, the passthrough with real files and real OFD locks in its worker pool.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Logger, SimulatedFrontend, serve } from '@vfsd/vhost';
+import { EINTR, FuseClient, VirtioFsDevice } from '@vfsd/core';
+import { PassthroughFs } from '@vfsd/passthrough';
+
+const F_WRLCK = 1;
+const F_UNLCK = 2;
+const WHOLE = { start: 0n, end: 0x7fffffffffffffffn, type: F_WRLCK, pid: 1 };
+const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+function rig(threadPoolSize: number) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-daemon-'));
+  const share = path.join(dir, 'share');
+  fs.mkdirSync(share);
+  fs.writeFileSync(path.join(share, 'locked'), 'x');
+  const sock = path.join(dir, 'vhost.sock');
+  const errors: string[] = [];
+  const logger: Logger = { error: (m) => errors.push(m), warn: () => undefined, info: () => undefined, debug: () => undefined };
+  const filesystems: PassthroughFs[] = [];
+  const devices: VirtioFsDevice[] = [];
+  const server = serve({
+    socketPath: sock,
+    reconnect: true,
+    logger,
+    createDevice: () => {
+      const p = new PassthroughFs({ sharedDir: share, threadPoolSize });
+      filesystems.push(p);
+      const d = new VirtioFsDevice({ fs: p, requestQueues: 1, logger });
+      devices.push(d);
+      return d;
+    },
+  });
+  return {
+    server,
+    filesystems,
+    devices,
+    errors,
+    async connect() {
+      const fe = await SimulatedFrontend.connect(sock);
+      await fe.negotiate({ numQueues: 2, queueSize: 256 });
+      const c = new FuseClient(fe, 1);
+      expect((await c.init()).error).toBe(0);
+      const l = await c.lookup(1n, 'locked');
+      expect(l.error).toBe(0);
+      return { fe, c, nodeid: l.body.readBigUInt64LE(0) };
+    },
+    async stop() {
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe.each([0, 4])('thread pool size %i', (poolSize) => {
+  test('a real F_SETLKW waits on another owner while 10,000 GETATTRs on the same queue complete', async () => {
+    const r = rig(poolSize);
+    const { fe, c, nodeid } = await r.connect();
+    expect((await c.setlk(nodeid, 1n, WHOLE, false)).error).toBe(0);
+    // A second owner: its F_SETLK fails at once, its F_SETLKW waits in the pool's waiter lane.
+    expect((await c.setlk(nodeid, 2n, WHOLE, false)).error).toBe(-11);
+    let settled = false;
+    const blocked = c.setlk(nodeid, 2n, WHOLE, true).then((x) => ((settled = true), x));
+    await tick();
+    const lk = await c.getlk(nodeid, 2n, WHOLE);
+    expect(lk.error).toBe(0);
+    expect(lk.body.readUInt32LE(16)).toBe(F_WRLCK);
+    let next = 0;
+    let ok = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < 10_000) {
+          next++;
+          if ((await c.getattr(nodeid)).error === 0) ok++;
+        }
+      }),
+    );
+    expect(ok).toBe(10_000);
+    expect(settled).toBe(false);
+    expect((await c.setlk(nodeid, 1n, { ...WHOLE, type: F_UNLCK }, false)).error).toBe(0);
+    expect((await blocked).error).toBe(0);
+    await tick();
+    expect(r.devices[0].liveRequests).toBe(0);
+    expect(r.errors).toEqual([]);
+    fe.close();
+    await r.stop();
+  });
+
+  test('a front-end that disconnects while F_SETLKW waits: the wait is cancelled, the worker freed, the next connection served', async () => {
+    const r = rig(poolSize);
+    const first = await r.connect();
+    await first.c.setlk(first.nodeid, 1n, WHOLE, false);
+    void first.c.setlk(first.nodeid, 2n, WHOLE, true).catch(() => undefined);
+    await tick(50);
+    const pool = r.filesystems[0].pool;
+    expect(pool.stats().waiters - pool.stats().idleWaiters).toBe(1);
+    first.fe.close();
+    const t0 = Date.now();
+    while (r.devices[0].actor.getSnapshot().value !== 'stopped' && Date.now() - t0 < 5000) await tick(10);
+    expect(r.devices[0].actor.getSnapshot().value).toBe('stopped');
+    expect(r.devices[0].liveRequests).toBe(0);
+    // The next guest takes the same lock: the first session's locks and waits are gone.
+    const second = await r.connect();
+    expect((await second.c.setlk(second.nodeid, 7n, WHOLE, false)).error).toBe(0);
+    expect((await second.c.getattr(second.nodeid)).error).toBe(0);
+    second.fe.close();
+    await r.stop();
+  });
+});
+
+test('an interrupted F_SETLKW answers EINTR and frees its worker', async () => {
+  const r = rig(1);
+  const { fe, c, nodeid } = await r.connect();
+  await c.setlk(nodeid, 1n, WHOLE, false);
+  const blocked = c.setlk(nodeid, 2n, WHOLE, true, 4242n);
+  await tick(50);
+  await c.interrupt(4242n);
+  const res = await blocked;
+  expect(res.error).toBe(-EINTR);
+  await tick();
+  const s = r.filesystems[0].pool.stats();
+  expect(s.waiters - s.idleWaiters).toBe(0);
+  fe.close();
+  await r.stop();
+});
