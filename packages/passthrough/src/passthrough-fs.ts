@@ -229,5 +229,5 @@ export class PassthroughFs implements FileSystem {
 }
 
 function submitOptions(ctx: RequestContext): SubmitOptions {
-  return { unique: ctx.unique, signal: ctx.signal };
+  return { unique: ctx.unique, context: ctx };
 }
