@@ -8,7 +8,6 @@ export * from './actors/device.machine';
 export * from './virtio-fs/request-context';
 export * from './virtio-fs/queue-runtime';
 export * from './virtio-fs/virtio-fs-device';
-export * from './virtio-fs/minimal-device';
 export * from './actors/request-run';
 export * from './testing/fuse-client';
 export { runLoad, type LoadSpec, type LoadResult } from './testing/getattr-load';
