@@ -59,7 +59,7 @@ candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}';
 # --- 1. Debian packages ------------------------------------------------------------------------
 missing=()
 for p in "${APT_PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == *"install ok installed"* ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   [[ "$(id -u)" == 0 ]] || die "packages missing (${missing[*]}): run as root so apt-get can install them"
@@ -79,7 +79,8 @@ if ((${#missing[@]})); then
 fi
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing after install"
 [[ -x /usr/lib/qemu/virtiofsd ]] || log "warning: /usr/lib/qemu/virtiofsd missing (peer daemon for tests)"
-[[ -x /bin/busybox ]] && /bin/busybox --list | grep -qx insmod || die "/bin/busybox (busybox-static) missing or lacks insmod"
+# No `| grep -q` under pipefail: grep stops at the first match and the writer dies of SIGPIPE.
+[[ -x /bin/busybox ]] && [[ $'\n'"$(/bin/busybox --list)"$'\n' == *$'\n'insmod$'\n'* ]] || die "/bin/busybox (busybox-static) missing or lacks insmod"
 
 # --- 2. Kernel ---------------------------------------------------------------------------------
 resolve_kernel_pkg() {
