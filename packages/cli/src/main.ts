@@ -1,49 +1,75 @@
 #!/usr/bin/env node
 // The vfsd command: serve a host directory to a QEMU guest over vhost-user.
-import { Inspection, VirtioFsDevice } from '@vfsd/core';
+import { FuseOpcode, Inspection, VirtioFsDevice, type RequestLogEntry } from '@vfsd/core';
 import { PassthroughFs } from '@vfsd/passthrough';
-import { serve } from '@vfsd/vhost';
+import { serve, type Server } from '@vfsd/vhost';
 import { createLogger, vhostLogger } from './logger';
-import { Options, UsageError, parseOptions } from './options';
+import { CAPABILITIES, CacheMode, Options, UsageError, parseOptions } from './options';
+import { raiseNofileLimit } from './sys/rlimit';
+import { applySocketGroup, groupId } from './sys/socket-group';
+
+/** Entry and attribute validity per cache mode (seconds), as the Rust virtiofsd. */
+const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86400, auto: 1, always: 86400 };
+
+function requestLine(e: RequestLogEntry): string {
+  const op = e.opcode === null ? 'UNDECODED' : (FuseOpcode[e.opcode] ?? `OPCODE_${e.opcode}`);
+  const result = e.errno ? `errno ${e.errno}` : `ok ${e.len} bytes`;
+  return `queue ${e.queue} unique ${e.unique ?? '-'} ${op}: ${result} in ${e.latencyUs.toFixed(0)} µs`;
+}
 
 export async function run(argv: string[]): Promise<number> {
-  let opts: Options;
+  let opts: Options | 'capabilities' | 'shown';
   try {
     opts = parseOptions(argv);
+    if (typeof opts === 'object' && opts.socketGroup !== undefined) groupId(opts.socketGroup);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`vfsd: ${e.message}\n`);
+    if (e instanceof UsageError || (e instanceof Error && /no group named/.test(e.message))) {
+      process.stderr.write(`vfsd: ${(e as Error).message}\n`);
       return 2;
     }
     throw e;
   }
-  const log = createLogger(opts.logLevel, opts.logJson);
+  if (opts === 'shown') return 0;
+  if (opts === 'capabilities') {
+    process.stdout.write(`${JSON.stringify(CAPABILITIES, null, 2)}\n`);
+    return 0;
+  }
+  const o = opts;
+  const log = createLogger(o.logLevel, o.logJson);
   const logger = vhostLogger(log);
-  // The visualizer and trace recorder subscribe here (a later issue); nothing listens yet.
+  for (const n of o.notYetImplemented) log.warn(`${n} is accepted but not implemented yet`);
+  if (o.rlimitNofile !== 0) {
+    const lim = raiseNofileLimit(o.rlimitNofile);
+    log.info(`open file limit ${lim.soft} (hard ${lim.hard})`);
+  }
+  // The visualizer and trace recorder subscribe here (a later issue).
   const inspection = new Inspection();
-  let server;
+  const debug = o.logLevel === 'debug' || o.logLevel === 'trace';
+  let server: Server;
   try {
     server = serve({
-      socketPath: opts.socketPath,
-      fd: opts.fd,
-      reconnect: opts.keepServing,
+      socketPath: o.socketPath,
+      fd: o.fd,
+      reconnect: o.keepServing,
       logger,
       createDevice: () =>
         new VirtioFsDevice({
-          fs: new PassthroughFs({ sharedDir: opts.sharedDir, threadPoolSize: opts.threadPoolSize }),
-          requestQueues: opts.requestQueues,
+          fs: new PassthroughFs({ sharedDir: o.sharedDir, threadPoolSize: o.threadPoolSize, timeoutSeconds: CACHE_TIMEOUT[o.cache] }),
+          requestQueues: o.requestQueues,
           logger,
           inspection,
+          onRequestDone: debug ? (e) => log.debug(requestLine(e)) : undefined,
         }),
     });
+    if (o.socketPath && o.socketGroup !== undefined) applySocketGroup(o.socketPath, o.socketGroup);
   } catch (e) {
     process.stderr.write(`vfsd: ${(e as Error).message}\n`);
     return 1;
   }
-  log.info(`serving ${opts.sharedDir} on ${opts.socketPath ?? `fd ${opts.fd}`}`);
+  log.info(`serving ${o.sharedDir} on ${o.socketPath ?? `fd ${o.fd}`}`);
   const stop = (sig: string): void => {
-    log.info(`${sig}: stopping`);
-    void server.stop();
+    log.info(`${sig}: finishing the requests in flight, then stopping`);
+    void server.stop({ drain: true });
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));

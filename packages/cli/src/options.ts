@@ -1,71 +1,207 @@
-// Command-line options, under virtiofsd's names where it has them.
+// Command-line options, under virtiofsd's names where it has them (the Rust virtiofsd's spelling,
+// with the C daemon's `-o key[=value]` accepted for the options both have).
 import * as fs from 'fs';
 import yargs from 'yargs';
 import { LOG_LEVELS, LogLevel } from './logger';
 
+export const CACHE_MODES = ['never', 'metadata', 'auto', 'always'] as const;
+export type CacheMode = (typeof CACHE_MODES)[number];
+export const SANDBOX_MODES = ['namespace', 'chroot', 'none'] as const;
+export type SandboxMode = (typeof SANDBOX_MODES)[number];
+export const FILE_HANDLE_MODES = ['never', 'prefer', 'mandatory'] as const;
+export type FileHandleMode = (typeof FILE_HANDLE_MODES)[number];
+
 export interface Options {
   socketPath?: string;
   fd?: number;
+  socketGroup?: string;
   sharedDir: string;
   threadPoolSize: number;
   requestQueues: number;
+  cache: CacheMode;
+  writeback: boolean;
+  xattr: boolean;
+  posixAcl: boolean;
+  readonly: boolean;
+  sandbox: SandboxMode;
+  announceSubmounts: boolean;
+  inodeFileHandles: FileHandleMode;
+  /** 0: leave the limit alone; undefined: raise it as far as allowed. */
+  rlimitNofile?: number;
   logLevel: LogLevel;
   logJson: boolean;
+  syslog: boolean;
   keepServing: boolean;
+  /** Options accepted for compatibility that change nothing yet (reported at start-up). */
+  notYetImplemented: string[];
 }
+
+/** The first line, or one of the lines, of what `vfsd --print-capabilities` prints (libvirt reads it). */
+export const CAPABILITIES = { type: 'fs', features: ['separate-options'] };
 
 export class UsageError extends Error {}
 
-/** `-o source=DIR` (the C virtiofsd's spelling) becomes --shared-dir. */
-function compatOptions(list: string[]): { source?: string } {
-  const out: { source?: string } = {};
+/** What the C virtiofsd's `-o` options become (`-o source=DIR,cache=none,xattr`). */
+interface CompatOptions {
+  source?: string;
+  cache?: CacheMode;
+  xattr?: boolean;
+  writeback?: boolean;
+  posixAcl?: boolean;
+  announceSubmounts?: boolean;
+  sandbox?: string;
+  logLevel?: string;
+  ignored: string[];
+}
+
+const C_CACHE: Record<string, CacheMode> = { none: 'never', auto: 'auto', always: 'always' };
+const C_LOG: Record<string, LogLevel> = { debug: 'debug', info: 'info', warn: 'warn', err: 'error' };
+
+function compatOptions(list: string[]): CompatOptions {
+  const out: CompatOptions = { ignored: [] };
   for (const item of list.flatMap((s) => s.split(','))) {
-    const [k, v] = item.split('=', 2);
-    if (k === 'source') out.source = v;
-    // other -o options of the C daemon are accepted and ignored until they are implemented
+    if (!item) continue;
+    const eq = item.indexOf('=');
+    const k = eq < 0 ? item : item.slice(0, eq);
+    const v = eq < 0 ? undefined : item.slice(eq + 1);
+    switch (k) {
+      case 'source':
+        out.source = v;
+        break;
+      case 'cache':
+        if (v === undefined || !(v in C_CACHE)) throw new UsageError(`-o cache= takes none, auto or always (got ${v ?? 'nothing'})`);
+        out.cache = C_CACHE[v];
+        break;
+      case 'xattr':
+      case 'no_xattr':
+        out.xattr = k === 'xattr';
+        break;
+      case 'writeback':
+      case 'no_writeback':
+        out.writeback = k === 'writeback';
+        break;
+      case 'posix_acl':
+      case 'no_posix_acl':
+        out.posixAcl = k === 'posix_acl';
+        break;
+      case 'announce_submounts':
+        out.announceSubmounts = true;
+        break;
+      case 'sandbox':
+        out.sandbox = v;
+        break;
+      case 'log_level':
+        if (v === undefined || !(v in C_LOG)) throw new UsageError(`-o log_level= takes debug, info, warn or err (got ${v ?? 'nothing'})`);
+        out.logLevel = C_LOG[v];
+        break;
+      // The C daemon's lock switches: vfsd always serves POSIX and flock locks through the host.
+      case 'flock':
+      case 'no_flock':
+      case 'posix_lock':
+      case 'no_posix_lock':
+      case 'readdirplus':
+      case 'no_readdirplus':
+      case 'allow_root':
+      case 'killpriv_v2':
+      case 'no_killpriv_v2':
+        out.ignored.push(`-o ${k}`);
+        break;
+      default:
+        throw new UsageError(`unknown option -o ${k}`);
+    }
   }
   return out;
 }
 
-export function parseOptions(argv: string[]): Options {
+export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown' {
   const y = yargs(argv)
     .scriptName('vfsd')
     .usage('$0 --socket-path PATH --shared-dir DIR [options]\n\nA virtio-fs back-end: QEMU connects over vhost-user and the guest mounts DIR.')
     .option('socket-path', { type: 'string', describe: 'vhost-user UNIX socket to listen on' })
     .option('fd', { type: 'number', describe: 'inherited, already listening socket fd (instead of --socket-path)' })
+    .option('socket-group', { type: 'string', describe: 'group that may connect to the socket (mode 0660)' })
     .option('shared-dir', { type: 'string', describe: 'host directory to export' })
-    .option('o', { type: 'string', array: true, describe: 'compatibility: -o source=DIR' })
-    .option('thread-pool-size', { type: 'number', default: 0, describe: 'worker threads for blocking filesystem calls (0: inline)' })
+    .option('o', { type: 'string', array: true, describe: 'compatibility with the C virtiofsd: -o source=DIR,cache=none,...' })
+    .option('thread-pool-size', { type: 'number', default: 0, describe: 'worker threads for filesystem calls (0: inline; waits always get their own)' })
     .option('request-queues', { type: 'number', default: 1, describe: 'number of request queues (QEMU num-request-queues)' })
-    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level' })
+    .option('cache', { choices: CACHE_MODES, default: 'auto' as CacheMode, describe: 'guest caching of metadata and data' })
+    .option('writeback', { type: 'boolean', default: false, describe: 'let the guest cache writes (FUSE writeback cache)' })
+    .option('xattr', { type: 'boolean', default: false, describe: 'serve extended attributes' })
+    .option('posix-acl', { type: 'boolean', default: false, describe: 'serve POSIX ACLs (implies --xattr)' })
+    .option('readonly', { type: 'boolean', default: false, describe: 'refuse every change to the shared directory' })
+    .option('sandbox', { choices: SANDBOX_MODES, default: 'none' as SandboxMode, describe: 'process sandbox' })
+    .option('announce-submounts', { type: 'boolean', default: false, describe: 'tell the guest about mount points inside the share' })
+    .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'keep file handles instead of O_PATH fds for inodes' })
+    .option('rlimit-nofile', { type: 'number', describe: 'open file limit to set (0: leave it; default: as high as allowed)' })
+    .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level (debug: one line per request)' })
     .option('log-json', { type: 'boolean', default: false, describe: 'log JSON lines instead of text' })
+    .option('syslog', { type: 'boolean', default: false, describe: 'log to syslog instead of stderr' })
     .option('keep-serving', { type: 'boolean', default: false, describe: 'accept the next front-end after one disconnects (default: exit, as virtiofsd)' })
+    .option('print-capabilities', { type: 'boolean', default: false, describe: 'print the vhost-user capabilities (JSON, for libvirt) and exit' })
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv/share', 'serve /srv/share')
+    .example('$0 --socket-path /tmp/vfsd.sock -o source=/srv/share,cache=none', "the C virtiofsd's spelling")
+    .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv --thread-pool-size 4 --log-level debug', 'a worker pool, one log line per request')
     .strictOptions()
+    .strict()
     .version()
+    .alias('version', 'V')
     .help()
+    .alias('help', 'h')
+    .exitProcess(false)
     .fail((msg, err) => {
       throw new UsageError((err?.message ?? msg).replace(/\s*\n\s*/g, ' '));
     });
   const a = y.parseSync();
+  // --help and --version were printed by yargs (which must not exit: that could cut the output).
+  if (a.help || a.version) return 'shown';
+  if (a['print-capabilities']) return 'capabilities';
   const compat = compatOptions(a.o ?? []);
   const sharedDir = a['shared-dir'] ?? compat.source;
   if (!sharedDir) throw new UsageError('--shared-dir DIR is required');
   if (!fs.existsSync(sharedDir) || !fs.statSync(sharedDir).isDirectory()) throw new UsageError(`shared directory ${sharedDir} does not exist or is not a directory`);
   if (a['socket-path'] === undefined && a.fd === undefined) throw new UsageError('--socket-path PATH or --fd FD is required');
   if (a['socket-path'] !== undefined && a.fd !== undefined) throw new UsageError('--socket-path and --fd are exclusive');
+  if (a.fd !== undefined && (!Number.isInteger(a.fd) || a.fd < 0)) throw new UsageError(`--fd takes a file descriptor number (got ${a.fd})`);
+  if (a['socket-group'] !== undefined && a.fd !== undefined) throw new UsageError('--socket-group applies to --socket-path only');
   const queues = a['request-queues'];
   if (!Number.isInteger(queues) || queues < 1 || queues > 255) throw new UsageError('--request-queues must be 1 to 255');
   const pool = a['thread-pool-size'];
   if (!Number.isInteger(pool) || pool < 0 || pool > 1024) throw new UsageError('--thread-pool-size must be 0 to 1024');
-  return {
+  const nofile = a['rlimit-nofile'];
+  if (nofile !== undefined && (!Number.isInteger(nofile) || nofile < 0)) throw new UsageError(`--rlimit-nofile takes a number of files (got ${nofile})`);
+  const sandbox = (compat.sandbox ?? a.sandbox) as SandboxMode;
+  if (!SANDBOX_MODES.includes(sandbox)) throw new UsageError(`--sandbox takes namespace, chroot or none (got ${sandbox})`);
+  if (sandbox !== 'none') throw new UsageError(`--sandbox ${sandbox} is not supported yet; use --sandbox none`);
+  const opts: Options = {
     socketPath: a['socket-path'],
     fd: a.fd,
+    socketGroup: a['socket-group'],
     sharedDir,
     threadPoolSize: pool,
     requestQueues: queues,
-    logLevel: a['log-level'],
+    cache: compat.cache ?? a.cache,
+    writeback: compat.writeback ?? a.writeback,
+    posixAcl: compat.posixAcl ?? a['posix-acl'],
+    xattr: (compat.xattr ?? a.xattr) || (compat.posixAcl ?? a['posix-acl']),
+    readonly: a.readonly,
+    sandbox,
+    announceSubmounts: compat.announceSubmounts ?? a['announce-submounts'],
+    inodeFileHandles: a['inode-file-handles'],
+    rlimitNofile: nofile,
+    logLevel: (compat.logLevel as LogLevel | undefined) ?? a['log-level'],
     logJson: a['log-json'],
+    syslog: a.syslog,
     keepServing: a['keep-serving'],
+    notYetImplemented: [...compat.ignored],
   };
+  // Parsed and validated now; served by the passthrough as it gains them (see README's status).
+  if (opts.writeback) opts.notYetImplemented.push('--writeback');
+  if (opts.xattr) opts.notYetImplemented.push('--xattr');
+  if (opts.posixAcl) opts.notYetImplemented.push('--posix-acl');
+  // --readonly holds today because the passthrough serves no operation that changes the share;
+  // the passthrough issue gates every such operation on it.
+  if (opts.announceSubmounts) opts.notYetImplemented.push('--announce-submounts');
+  if (opts.inodeFileHandles !== 'never') opts.notYetImplemented.push(`--inode-file-handles ${opts.inodeFileHandles}`);
+  if (opts.syslog) throw new UsageError('--syslog is not supported yet; logs go to stderr');
+  return opts;
 }

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { SimulatedFrontend } from '@vfsd/vhost';
+import { FuseClient } from '@vfsd/core';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'vfsd');
 
@@ -27,6 +28,15 @@ describe('vfsd options', () => {
     [['--no-such-option'], /Unknown argument/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--request-queues', '0'], /--request-queues must be 1 to 255/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--log-level', 'loud'], /Invalid values/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--cache', 'sometimes'], /Invalid values/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--thread-pool-size', '-1'], /--thread-pool-size must be 0 to 1024/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--rlimit-nofile', '-5'], /--rlimit-nofile takes a number/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--sandbox', 'namespace'], /--sandbox namespace is not supported yet/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--syslog'], /--syslog is not supported yet/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--socket-group', 'no-such-group-here'], /no group named no-such-group-here/],
+    [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,cache=sometimes'], /-o cache= takes none, auto or always/],
+    [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,frobnicate'], /unknown option -o frobnicate/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', 'extra-argument'], /Unknown argument/],
   ])('%j fails with one clear line', (args, message) => {
     const r = vfsd(args as string[]);
     expect(r.status).not.toBe(0);
@@ -34,19 +44,34 @@ describe('vfsd options', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
 
-  test('-o source=DIR is accepted for compatibility; --help shows examples', () => {
+  test('--help shows examples; --version prints the version', () => {
     const h = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
     expect(h.status).toBe(0);
     expect(h.stdout).toMatch(/Examples:/);
+    expect(h.stdout).toMatch(/--print-capabilities/);
+    const v = spawnSync(process.execPath, [BIN, '--version'], { encoding: 'utf8' });
+    expect(v.status).toBe(0);
+    expect(v.stdout).toBe('0.1.0\n');
+  });
+
+  test('--print-capabilities prints the JSON libvirt reads, in virtiofsd\'s format', () => {
+    const r = spawnSync(process.execPath, [BIN, '--print-capabilities'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ type: 'fs', features: ['separate-options'] });
+    // virtiofsd prints it pretty, two spaces, "type" first.
+    expect(r.stdout.startsWith('{\n  "type": "fs"')).toBe(true);
   });
 
   test('serves a socket, refuses a second daemon on it, answers FUSE_INIT, stops on SIGTERM', async () => {
     const sock = path.join(dir, 'vfsd.sock');
-    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '-o', `source=${dir}`, '--keep-serving', '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '-o', `source=${dir}`, '--keep-serving', '--log-level', 'debug', '--socket-group', 'root'], {
+      stdio: ['ignore', 'inherit', 'pipe'],
+    });
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const start = Date.now();
     while (!fs.existsSync(sock) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+    expect(fs.statSync(sock).mode & 0o777).toBe(0o660);
     expect(vfsd(['--socket-path', sock, '--shared-dir', dir]).stderr).toMatch(/already served by a running daemon/);
     const fe = await SimulatedFrontend.connect(sock);
     await fe.negotiate({ numQueues: 2, queueSize: 64 });
@@ -61,11 +86,19 @@ describe('vfsd options', () => {
     expect(r.data.readInt32LE(4)).toBe(0);
     expect(r.data.readBigUInt64LE(8)).toBe(7n);
     expect(r.data.readUInt32LE(16)).toBe(7);
+    // At debug level: one line per request with queue, unique id, opcode, result and latency.
+    const c = new FuseClient(fe, 1);
+    expect((await c.getattr(1n)).error).toBe(0);
+    expect((await c.lookup(1n, 'missing')).error).toBe(-2);
+    await new Promise((res) => setTimeout(res, 100));
+    expect(stderr).toMatch(/queue 1 unique 7 FUSE_INIT: ok 80 bytes in \d+ µs/);
+    expect(stderr).toMatch(/queue 1 unique \d+ FUSE_GETATTR: ok 120 bytes in \d+ µs/);
+    expect(stderr).toMatch(/queue 1 unique \d+ FUSE_LOOKUP: errno 2 in \d+ µs/);
     fe.close();
     const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
     expect(fs.existsSync(sock)).toBe(false);
-    expect(stderr).not.toMatch(/error/i);
+    expect(stderr).not.toMatch(/ERROR/);
   });
 });

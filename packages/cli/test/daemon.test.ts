@@ -126,3 +126,17 @@ test('an interrupted F_SETLKW answers EINTR and frees its worker', async () => {
   fe.close();
   await r.stop();
 });
+
+test('stopping with drain (SIGTERM): requests in flight finish, a waiting SETLKW is answered EINTR, then the daemon stops', async () => {
+  const r = rig(0);
+  const { c, nodeid } = await r.connect();
+  await c.setlk(nodeid, 1n, WHOLE, false);
+  const blocked = c.setlk(nodeid, 2n, WHOLE, true);
+  await tick(30);
+  const t0 = Date.now();
+  await r.server.stop({ drain: true });
+  expect(Date.now() - t0).toBeLessThan(2000);
+  expect((await blocked).error).toBe(-EINTR);
+  expect(r.devices[0].liveRequests).toBe(0);
+  await r.stop();
+});

@@ -46,6 +46,8 @@ import { DirEntry, FileSystem, FsError, RequestContext } from '../filesystem';
 /** A reply ready to be written: its size and an encoder into (bytes, offset). */
 export interface Reply {
   readonly size: number;
+  /** Set on error replies: the errno answered. */
+  readonly errno?: number;
   write(bytes: Uint8Array, offset: number): number;
 }
 
@@ -55,7 +57,7 @@ const MAX_WRITE = 1 << 20;
 const MAX_PAGES = 256;
 
 export function errorReply(unique: bigint, errno: number): Reply {
-  return { size: OUT_HEADER_SIZE, write: (b, o) => encodeErrorReply(b, o, unique, errno) };
+  return { size: OUT_HEADER_SIZE, errno, write: (b, o) => encodeErrorReply(b, o, unique, errno) };
 }
 
 function emptyReply(unique: bigint): Reply {

@@ -13,8 +13,22 @@ import { RequestHandle } from './request-context';
 /** `drain`: the ring stops (GET_VRING_BASE): requests finish, waits are cancelled. `cancelAll`: the front-end is gone. */
 export type StopMode = 'drain' | 'cancelAll';
 
+/** One finished request, for the debug log (queue, unique id, opcode, result, latency). */
+export interface RequestLogEntry {
+  queue: number;
+  unique: bigint | null;
+  opcode: number | null;
+  /** 0 on success, else the errno answered. */
+  errno: number;
+  /** Bytes written to the chain. */
+  len: number;
+  latencyUs: number;
+}
+
 /** What all queues of one session share: the FUSE server and the requests that INTERRUPT can reach. */
 export class FuseSession {
+  /** Set to receive every finished request (costs a little per request: only at debug level). */
+  onRequestDone: ((entry: RequestLogEntry) => void) | null = null;
   readonly byUnique = new Map<bigint, { handle: RequestHandle; actor: RequestRun }>();
   /** Request actors alive now (a leak shows here). */
   liveRequests = 0;
@@ -149,6 +163,12 @@ export class QueueRuntime {
     if (handle) {
       this.handles.delete(handle);
       this.session.byUnique.delete(handle.unique);
+    }
+    const log = this.session.onRequestDone;
+    if (log) {
+      const st = actor.snapshot;
+      const errno = reply?.errno ?? 0;
+      log({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
     }
     actor.stop();
     this.session.liveRequests--;

@@ -6,7 +6,7 @@ import { deviceMachine } from '../actors/device.machine';
 import { Inspection } from '../actors/inspection';
 import type { FileSystem } from '../filesystem';
 import { FuseServer } from '../server/fuse-server';
-import { FuseSession, QueueRuntime } from './queue-runtime';
+import { FuseSession, QueueRuntime, type RequestLogEntry } from './queue-runtime';
 
 export interface VirtioFsDeviceOptions {
   fs: FileSystem;
@@ -14,6 +14,8 @@ export interface VirtioFsDeviceOptions {
   requestQueues: number;
   logger: Logger;
   inspection?: Inspection;
+  /** Called for every finished request (the daemon logs them at debug level). */
+  onRequestDone?: (entry: RequestLogEntry) => void;
 }
 
 export class VirtioFsDevice implements VhostUserDevice {
@@ -27,6 +29,7 @@ export class VirtioFsDevice implements VhostUserDevice {
     this.numQueues = 1 + options.requestQueues;
     const inspection = options.inspection ?? new Inspection();
     this.session = new FuseSession(new FuseServer(options.fs), options.logger, inspection);
+    this.session.onRequestDone = options.onRequestDone ?? null;
     this.actor = createActor(deviceMachine, { inspect: inspection.inspect });
     this.actor.start();
   }

@@ -136,6 +136,15 @@ export class VhostUserBackend implements ConnectionHandler {
     this.chain = this.chain.then(() => this.teardown());
   }
 
+  /**
+   * Lets the requests in flight finish (waits that could last forever are cancelled), with the
+   * rings stopped as GET_VRING_BASE would: for a daemon asked to stop (SIGTERM).
+   */
+  drain(): Promise<void> {
+    this.chain = this.chain.then(() => this.resetDevice('stop'));
+    return this.chain;
+  }
+
   private async handle(msg: RawMessage): Promise<void> {
     if (this.gone) {
       msg.fds.forEach(closeFd);

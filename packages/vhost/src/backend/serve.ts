@@ -22,7 +22,8 @@ export interface Server {
   readonly current: VhostUserBackend | null;
   /** Resolves when the listener stopped and the last back-end released everything. */
   readonly done: Promise<void>;
-  stop(): Promise<void>;
+  /** Stops accepting and ends the current connection; with `drain`, its requests finish first. */
+  stop(options?: { drain?: boolean }): Promise<void>;
 }
 
 export function serve(options: ServeOptions): Server {
@@ -49,7 +50,9 @@ export function serve(options: ServeOptions): Server {
       return current;
     },
     done,
-    async stop() {
+    async stop(stopOptions) {
+      const backend = current;
+      if (stopOptions?.drain && backend) await backend.drain();
       listener.stop();
       await done;
     },
