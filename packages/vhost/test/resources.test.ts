@@ -52,3 +52,21 @@ test('an inherited listening fd is served', async () => {
   await server.done; // no --keep-serving: done after the front-end left
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('process.exit() returns promptly while a listener waits in accept and while a front-end is connected', () => {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  const dir = fs.mkdtempSync('/tmp/vfsd-exit-');
+  const script = `
+    const { serve, EchoDevice, silentLogger, SimulatedFrontend } = require(${JSON.stringify(require.resolve('../src'))});
+    const sock = ${JSON.stringify(`${dir}/s.sock`)};
+    serve({ socketPath: sock, logger: silentLogger, createDevice: () => new EchoDevice({ logger: silentLogger }) });
+    (async () => {
+      if (process.argv[1] === 'connected') { const fe = await SimulatedFrontend.connect(sock); await fe.negotiate({ numQueues: 1 }); }
+      setTimeout(() => process.exit(3), 50);
+    })();`;
+  for (const mode of ['idle', 'connected']) {
+    const r = spawnSync(process.execPath, ['-e', script, mode], { timeout: 10_000 });
+    expect(r.status).toBe(3);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -153,6 +153,11 @@ export class VhostUserListener {
       this.worker = null;
       this.stop();
     });
+    // The worker sits in accept4/recvmsg, where Node cannot stop it: process.exit() would wait for
+    // it forever. Shutting the sockets down (synchronous) wakes it.
+    const onExit = (): void => this.stop();
+    process.once('exit', onExit);
+    void this.done.then(() => process.removeListener('exit', onExit));
   }
 
   private onEvent(e: ReaderEvent): void {
