@@ -1,7 +1,7 @@
 // GETATTR through the whole daemon (actors, passthrough, real fstat) with pool sizes 0 (inline),
 // 1, 4 and 16, at queue depth 1 and 64. The guest side runs in a child process.
 //   node packages/cli/dist/bench/daemon-bench.js [--seconds 2]
-import { fork } from 'child_process';
+import { fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -36,6 +36,26 @@ async function measure(threadPoolSize: number, depth: number, seconds: number, s
   return { ...r, cpuUsPerOp: (cpu.user + cpu.system) / (r.completed * (1 + 300 / (seconds * 1000))) };
 }
 
+const PEER = '/usr/lib/qemu/virtiofsd';
+
+/** The same load against the C virtiofsd that Debian ships (one daemon per run: it exits after its front-end). */
+async function measurePeer(depth: number, seconds: number, share: string): Promise<LoadResult | null> {
+  if (!fs.existsSync(PEER)) return null;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-peer-'));
+  const socketPath = path.join(dir, 's.sock');
+  const peer = spawn(PEER, [`--socket-path=${socketPath}`, '-o', `source=${share}`, '-o', 'cache=none'], { stdio: 'ignore' });
+  for (let i = 0; i < 200 && !fs.existsSync(socketPath); i++) await new Promise((r) => setTimeout(r, 10));
+  const child = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+  const r = await new Promise<LoadResult>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as LoadResult));
+    child.once('exit', (code) => code !== 0 && reject(new Error(`front-end exited ${code}`)));
+    child.send({ socketPath, depth, warmupMs: 300, durationMs: seconds * 1000, fuse: true } satisfies LoadSpec);
+  });
+  peer.kill('SIGKILL');
+  fs.rmSync(dir, { recursive: true, force: true });
+  return r;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const seconds = Number(args[args.indexOf('--seconds') + 1] || 2) || 2;
@@ -47,6 +67,12 @@ async function main(): Promise<void> {
       const r = await measure(pool, depth, seconds, share);
       console.log(`${String(pool).padStart(4)}  ${String(depth).padStart(5)}  ${Math.round(r.opsPerSec).toString().padStart(8)}  ${r.p50.toFixed(1).padStart(7)}  ${r.p99.toFixed(1).padStart(7)}  ${r.cpuUsPerOp.toFixed(1).padStart(16)}`);
     }
+  }
+  for (const depth of [1, 64]) {
+    const peer = await measurePeer(depth, seconds, share);
+    if (!peer) break;
+    const ours = await measure(0, depth, seconds, share);
+    console.log(`C virtiofsd (${PEER}, cache=none, pool 0) depth ${depth}: ${Math.round(peer.opsPerSec)} ops/s, p50 ${peer.p50.toFixed(1)} µs; vfsd pool 0 in the same run: ${Math.round(ours.opsPerSec)} ops/s (ratio ${(ours.opsPerSec / peer.opsPerSec).toFixed(2)})`);
   }
   fs.rmSync(share, { recursive: true, force: true });
 }
