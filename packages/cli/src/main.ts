@@ -7,6 +7,7 @@ import { createLogger, vhostLogger } from './logger';
 import { CAPABILITIES, CacheMode, Options, UsageError, parseOptions } from './options';
 import { raiseNofileLimit } from './sys/rlimit';
 import { applySocketGroup, groupId } from './sys/socket-group';
+import { runTry } from './try';
 
 /** Entry and attribute validity per cache mode (seconds), as the Rust virtiofsd. */
 const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86400, auto: 1, always: 86400 };
@@ -18,6 +19,7 @@ function requestLine(e: RequestLogEntry): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === 'try') return runTry(argv.slice(1));
   let opts: Options | 'capabilities' | 'shown';
   try {
     opts = parseOptions(argv);

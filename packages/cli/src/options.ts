@@ -141,6 +141,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv/share', 'serve /srv/share')
     .example('$0 --socket-path /tmp/vfsd.sock -o source=/srv/share,cache=none', "the C virtiofsd's spelling")
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv --thread-pool-size 4 --log-level debug', 'a worker pool, one log line per request')
+    .example('$0 try --shared-dir . -- stat README.md', 'no VM at hand: boot a throwaway guest and run a command in the share')
     .strictOptions()
     .strict()
     .version()
