@@ -24,7 +24,7 @@ log() { if [[ "${VFSD_SETUP_VERBOSE:-0}" == 1 ]]; then echo "setup.sh: $*" >&2; 
 die() { echo "setup.sh: ERROR: $*" >&2; exit 1; }
 
 # The stamp records the recipe (this file's hash) and what was built; a match means nothing to do.
-recipe_hash() { cat "$HERE/setup.sh" "$HERE/tools/lockctl.c" | sha256sum | cut -c1-16; }
+recipe_hash() { cat "$HERE/setup.sh" "$HERE/tools/guestctl.c" | sha256sum | cut -c1-16; }
 
 stamp_ok() {
   [[ "${VFSD_SETUP_FORCE:-0}" != 1 && -f "$STAMP" ]] || return 1
@@ -33,7 +33,7 @@ stamp_ok() {
   ( source "$STAMP"
     [[ "${VFSD_RECIPE:-}" == "$want_recipe" ]] &&
     [[ -z "${VFSD_KERNEL_PKG:-}" || "${VFSD_KERNEL_PKG}" == "${KERNEL_PKG:-}" ]] &&
-    [[ -s "${KERNEL:-/nonexistent}" && -s "${INITRD:-/nonexistent}" && -x "$VM_DIR/lockctl-host" ]] ) || return 1
+    [[ -s "${KERNEL:-/nonexistent}" && -s "${INITRD:-/nonexistent}" && -x "$VM_DIR/guestctl-host" ]] ) || return 1
   command -v qemu-system-x86_64 >/dev/null && [[ -x /usr/lib/qemu/virtiofsd ]] &&
     [[ -x /bin/busybox ]] && command -v cpio >/dev/null
 }
@@ -161,9 +161,9 @@ add_module() {
 for m in "${MODULES[@]}"; do add_module "$m"; done
 log "modules to load: ${ORDER[*]:-(all built-in)}"
 cp /bin/busybox "$build/bin/busybox"
-# lockctl: POSIX locks from the guest's shell (busybox has no fcntl lock tool); also a host build.
-gcc -O2 -static -o "$build/bin/lockctl" "$HERE/tools/lockctl.c" || die "cannot build lockctl (gcc, libc6-dev)"
-gcc -O2 -o "$VM_DIR/lockctl-host.tmp" "$HERE/tools/lockctl.c" && mv "$VM_DIR/lockctl-host.tmp" "$VM_DIR/lockctl-host"
+# guestctl: locks, xattrs and mmap from the guest's shell (busybox has none of them); also a host build.
+gcc -O2 -static -o "$build/bin/guestctl" "$HERE/tools/guestctl.c" || die "cannot build guestctl (gcc, libc6-dev)"
+gcc -O2 -o "$VM_DIR/guestctl-host.tmp" "$HERE/tools/guestctl.c" && mv "$VM_DIR/guestctl-host.tmp" "$VM_DIR/guestctl-host"
 printf '%s\n' "${ORDER[@]}" >"$build/etc/vfsd-modules"
 # Nodes needed before devtmpfs is mounted (the kernel opens /dev/console for init's stdio).
 # (Needs root; without them init still works, it mounts devtmpfs before using /dev.)

@@ -13,7 +13,7 @@ test('a guest F_SETLKW waits for a lock held by a host process, and F_GETLK repo
   const d = startDaemon([], (share) => fs.writeFileSync(path.join(share, 'shared.lock'), 'x'));
   try {
     // A host process takes a POSIX write lock on the file and keeps it until its stdin closes.
-    const holder = spawn(path.join(VM_DIR, 'lockctl-host'), [path.join(d.share, 'shared.lock'), 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const holder = spawn(path.join(VM_DIR, 'guestctl-host'), [path.join(d.share, 'shared.lock'), 'hold'], { stdio: ['pipe', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       holder.stdout!.once('data', (b) => (String(b).includes('held') ? resolve() : reject(new Error(String(b)))));
       holder.once('exit', (c) => reject(new Error(`lock holder exited ${c}`)));
@@ -30,7 +30,7 @@ test('a guest F_SETLKW waits for a lock held by a host process, and F_GETLK repo
     const r = await guest.runGuest({
       socket: d.sock,
       tag: 'vfsdlocks',
-      script: 'lockctl shared.lock getlk\nlockctl shared.lock setlkw\n',
+      script: 'guestctl shared.lock getlk\nguestctl shared.lock setlkw\n',
       timeoutSec: 150,
       daemonPid: d.child.pid,
     });
