@@ -1,6 +1,7 @@
 // GETATTR through the whole daemon (actors, passthrough, real fstat) with pool sizes 0 (inline),
 // 1, 4 and 16, at queue depth 1 and 64. The guest side runs in a child process.
-//   node packages/cli/dist/bench/daemon-bench.js [--seconds 2]
+//   node packages/cli/dist/bench/daemon-bench.js [--seconds 2] [--pools 0,1,4,16] [--depths 1,64]
+//     [--inline-below N] [--worker-depth N] [--spin-us N]   (pool options; default: the pool's defaults)
 import { fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -12,13 +13,19 @@ import { PassthroughFs } from '@vfsd/passthrough';
 const quiet: Logger = { error: (m) => console.error(m), warn: () => undefined, info: () => undefined, debug: () => undefined };
 const LOAD = require.resolve('@vfsd/core/dist/src/testing/getattr-load.js');
 
-async function measure(threadPoolSize: number, depth: number, seconds: number, share: string): Promise<LoadResult & { cpuUsPerOp: number }> {
+interface PoolTuning {
+  inlineBelow?: number;
+  workerDepth?: number;
+  workerSpinUs?: number;
+}
+
+async function measure(threadPoolSize: number, depth: number, seconds: number, share: string, pool: PoolTuning = {}): Promise<LoadResult & { cpuUsPerOp: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-bench-'));
   const socketPath = path.join(dir, 's.sock');
   const server = serve({
     socketPath,
     logger: quiet,
-    createDevice: () => new VirtioFsDevice({ fs: new PassthroughFs({ sharedDir: share, threadPoolSize }), requestQueues: 1, logger: quiet }),
+    createDevice: () => new VirtioFsDevice({ fs: new PassthroughFs({ sharedDir: share, threadPoolSize, pool }), requestQueues: 1, logger: quiet }),
   });
   const child = fork(LOAD, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
   const cpu0 = process.cpuUsage();
@@ -58,13 +65,17 @@ async function measurePeer(depth: number, seconds: number, share: string): Promi
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const seconds = Number(args[args.indexOf('--seconds') + 1] || 2) || 2;
+  const arg = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+  const num = (name: string): number | undefined => (arg(name) === undefined ? undefined : Number(arg(name)));
+  const list = (name: string, dflt: number[]): number[] => arg(name)?.split(',').map(Number) ?? dflt;
+  const seconds = num('--seconds') || 2;
+  const tuning: PoolTuning = { inlineBelow: num('--inline-below'), workerDepth: num('--worker-depth'), workerSpinUs: num('--spin-us') };
   const share = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-share-'));
-  console.log(`vfsd GETATTR of the shared root through the passthrough, ${seconds} s per case`);
+  console.log(`vfsd GETATTR of the shared root through the passthrough, ${seconds} s per case, pool options ${JSON.stringify(tuning)}`);
   console.log('pool  depth     ops/s   p50 µs   p99 µs  daemon CPU µs/op');
-  for (const pool of [0, 1, 4, 16]) {
-    for (const depth of [1, 64]) {
-      const r = await measure(pool, depth, seconds, share);
+  for (const pool of list('--pools', [0, 1, 4, 16])) {
+    for (const depth of list('--depths', [1, 64])) {
+      const r = await measure(pool, depth, seconds, share, tuning);
       console.log(`${String(pool).padStart(4)}  ${String(depth).padStart(5)}  ${Math.round(r.opsPerSec).toString().padStart(8)}  ${r.p50.toFixed(1).padStart(7)}  ${r.p99.toFixed(1).padStart(7)}  ${r.cpuUsPerOp.toFixed(1).padStart(16)}`);
     }
   }

@@ -139,7 +139,7 @@ export class LockTable {
       let lastErr: unknown;
       for (const mode of ACCESS_MODES) {
         try {
-          const fd = await this.pool.submit({ kind: 'reopen', fd: inode.handle.fd, flags: mode | DESCRIPTION_FLAGS }, { unique: opts.unique });
+          const fd = await this.pool.submit({ kind: 'reopen', fd: inode.handle.fd, flags: mode | DESCRIPTION_FLAGS }, { unique: opts.unique, depth: opts.depth });
           return new SharedFd(fd, this.closeFd);
         } catch (err) {
           lastErr = err;

@@ -87,6 +87,11 @@ export class PassthroughFs implements FileSystem {
   private readonly attrTimeout: Timeout;
   private readonly initFlags: bigint;
   private closed = false;
+  /**
+   * Requests inside a method that may call the pool's regular lane (waiting lock requests excluded):
+   * the queue depth as the main thread sees it, which decides inline or worker (WorkerPool inlineBelow).
+   */
+  private active = 0;
 
   constructor(options: PassthroughOptions) {
     this.pool = new WorkerPool({ ...options.pool, threadPoolSize: options.threadPoolSize ?? 0 });
@@ -111,9 +116,11 @@ export class PassthroughFs implements FileSystem {
     checkName(req.name);
     const parent = this.inodes.pin(req.header.nodeid);
     let found;
+    this.active++;
     try {
-      found = await this.pool.submit({ kind: 'lookupAt', dirFd: parent.handle.fd, name: req.name }, submitOptions(ctx));
+      found = await this.pool.submit({ kind: 'lookupAt', dirFd: parent.handle.fd, name: req.name }, this.submitOptions(ctx));
     } finally {
+      this.active--;
       parent.handle.unpin();
     }
     if (this.closed) {
@@ -134,28 +141,34 @@ export class PassthroughFs implements FileSystem {
 
   async getattr(ctx: RequestContext, req: GetattrRequest): Promise<FuseAttrOut> {
     const inode = this.inodes.pin(req.header.nodeid);
+    this.active++;
     try {
-      const st = await this.pool.submit({ kind: 'fstat', fd: inode.handle.fd }, submitOptions(ctx));
+      const st = await this.pool.submit({ kind: 'fstat', fd: inode.handle.fd }, this.submitOptions(ctx));
       return toAttrOut(st, this.attrTimeout);
     } finally {
+      this.active--;
       inode.handle.unpin();
     }
   }
 
   async open(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Promise<FuseOpenOut> {
     const inode = this.inodes.pin(req.header.nodeid);
+    this.active++;
     try {
       if (inode.type === S_IFDIR && (req.arg.flags & O_ACCMODE) !== 0) throw new FsError(EISDIR);
       const flags = req.arg.flags & ~OPEN_FLAGS_DROPPED;
       // Opening a FIFO without O_NONBLOCK waits for a peer, possibly forever: the waiter lane.
       const mayBlock = inode.type === S_IFIFO && (flags & O_NONBLOCK) === 0;
-      const fd = await this.pool.submit({ kind: 'reopen', fd: inode.handle.fd, flags }, { ...submitOptions(ctx), mayBlock });
+      if (mayBlock) this.active--; // a FIFO waiting for its peer is no load on the main thread
+      const fd = await this.pool.submit({ kind: 'reopen', fd: inode.handle.fd, flags }, { ...this.submitOptions(ctx), mayBlock });
+      if (mayBlock) this.active++;
       if (this.closed) {
         closeQuietly(fd);
         throw new FsError(EINVAL, 'shut down');
       }
       return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags: 0 };
     } finally {
+      this.active--;
       inode.handle.unpin();
     }
   }
@@ -169,9 +182,11 @@ export class PassthroughFs implements FileSystem {
   async flush(ctx: RequestContext, req: FlushRequest): Promise<void> {
     const nodeid = req.header.nodeid;
     const handle = this.handles.pin(req.arg.fh, nodeid);
+    this.active++;
     try {
-      await this.pool.submit({ kind: 'flushFd', fd: handle.file.fd }, submitOptions(ctx));
+      await this.pool.submit({ kind: 'flushFd', fd: handle.file.fd }, this.submitOptions(ctx));
     } finally {
+      this.active--;
       handle.file.unpin();
     }
     // close() of any fd of a file drops the process's POSIX locks on it: the kernel sends FLUSH with
@@ -182,9 +197,11 @@ export class PassthroughFs implements FileSystem {
   async getlk(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_GETLK>): Promise<FuseFileLock> {
     if ((req.arg.lk_flags & FUSE_LK_FLOCK) !== 0) throw new FsError(EINVAL, 'GETLK on flock');
     const inode = this.inodes.pin(req.header.nodeid);
+    this.active++;
     try {
-      return await this.locks.getlk(inode, req.arg.owner, req.arg.lk, submitOptions(ctx));
+      return await this.locks.getlk(inode, req.arg.owner, req.arg.lk, this.submitOptions(ctx));
     } finally {
+      this.active--;
       inode.handle.unpin();
     }
   }
@@ -192,9 +209,13 @@ export class PassthroughFs implements FileSystem {
   async setlk(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_SETLK | FuseOpcode.FUSE_SETLKW>, wait: boolean): Promise<void> {
     const kind = (req.arg.lk_flags & FUSE_LK_FLOCK) !== 0 ? 'flock' : 'posix';
     const inode = this.inodes.pin(req.header.nodeid);
+    // A waiting lock sits in the waiter lane: no load on the main thread.
+    const counted = !wait;
+    if (counted) this.active++;
     try {
-      await this.locks.setlk(inode, req.arg.owner, req.arg.lk, wait, kind, submitOptions(ctx));
+      await this.locks.setlk(inode, req.arg.owner, req.arg.lk, wait, kind, this.submitOptions(ctx));
     } finally {
+      if (counted) this.active--;
       inode.handle.unpin();
     }
   }
@@ -213,6 +234,10 @@ export class PassthroughFs implements FileSystem {
     return report;
   }
 
+  private submitOptions(ctx: RequestContext): SubmitOptions {
+    return { unique: ctx.unique, context: ctx, depth: this.active };
+  }
+
   private forgetOne(nodeid: bigint, nlookup: bigint): void {
     const dropped = this.inodes.forget(nodeid, nlookup);
     if (dropped) this.locks.dropInode(nodeid);
@@ -228,6 +253,4 @@ export class PassthroughFs implements FileSystem {
   }
 }
 
-function submitOptions(ctx: RequestContext): SubmitOptions {
-  return { unique: ctx.unique, context: ctx };
-}
+

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EBADF, EINTR, FsError } from '@vfsd/core';
+import { execFileSync } from 'node:child_process';
+import { EBADF, EINTR, EIO, FsError } from '@vfsd/core';
 import { WorkerPool } from '../src';
+import { O_PATH } from '../src/sys/constants';
 import { sleep, tempDir } from './helpers';
 
 const F_OFD_SETLK = 37;
@@ -23,7 +25,7 @@ describe('WorkerPool', () => {
   });
 
   test('regular workers are actors: starting -> idle -> busy -> idle', async () => {
-    pool = new WorkerPool({ threadPoolSize: 2, warmWaiters: 0 });
+    pool = new WorkerPool({ threadPoolSize: 2, warmWaiters: 0, inlineBelow: 0 });
     const seen: string[] = [];
     for (const actor of pool.workers) actor.subscribe((s) => seen.push(String(s.value)));
     await pool.ready();
@@ -76,5 +78,139 @@ describe('WorkerPool', () => {
     } finally {
       fs.closeSync(fd);
     }
+  });
+});
+
+describe('WorkerPool regular lane (rings, hybrid)', () => {
+  let dir: string;
+  let pool: WorkerPool;
+  const files: number[] = [];
+
+  beforeEach(() => {
+    dir = tempDir();
+    for (let i = 0; i < 8; i++) {
+      fs.writeFileSync(path.join(dir, `f${i}`), 'x'.repeat(i));
+      files.push(fs.openSync(path.join(dir, `f${i}`), 'r'));
+    }
+  });
+
+  afterEach(async () => {
+    await pool.shutdown();
+    for (const fd of files.splice(0)) fs.closeSync(fd);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const completed = (): number => pool.workers.filter((a) => a.getSnapshot().context.lane === 'regular').reduce((n, a) => n + a.getSnapshot().context.completed, 0);
+
+  test('the hybrid runs a call inline below inlineBelow requests in flight, in a worker at or above', async () => {
+    pool = new WorkerPool({ threadPoolSize: 1, warmWaiters: 0, inlineBelow: 3 });
+    await pool.ready();
+    expect(completed()).toBe(0);
+    for (const depth of [1, 2]) await pool.submit({ kind: 'fstat', fd: files[1] }, { depth });
+    expect(completed()).toBe(0);
+    for (const depth of [3, 64]) expect((await pool.submit({ kind: 'fstat', fd: files[1] }, { depth })).size).toBe(1n);
+    expect(completed()).toBe(2);
+    // Without a depth, the pool's own pending jobs count: the first two of a burst run inline.
+    const burst = await Promise.all(files.slice(0, 8).map((fd) => pool.submit({ kind: 'fstat', fd })));
+    expect(burst.map((s) => Number(s.size))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(completed()).toBe(2 + 8 - 2);
+  });
+
+  test('jobs batched into a few workers settle with their own results, in any order', async () => {
+    pool = new WorkerPool({ threadPoolSize: 2, warmWaiters: 0, inlineBelow: 0, workerDepth: 4 });
+    const sizes = files.map((fd) => Number(fs.fstatSync(fd).size));
+    const jobs = Array.from({ length: 300 }, (_, i) => {
+      const k = i % 10;
+      if (k === 9) return pool.submit({ kind: 'fstat', fd: 1_000_000 + i }).then(() => 'resolved', (e: FsError) => e.errno);
+      if (k === 8) {
+        return pool
+          .submit({ kind: 'lookupAt', dirFd, name: Buffer.from(`f${i % 8}`) })
+          .then((r) => {
+            fs.closeSync(r.fd);
+            return Number(r.stat.size);
+          });
+      }
+      return pool.submit({ kind: 'fstat', fd: files[k] }).then((s) => Number(s.size));
+    });
+    const got = await Promise.all(jobs);
+    got.forEach((v, i) => {
+      const k = i % 10;
+      expect(v).toBe(k === 9 ? EBADF : k === 8 ? i % 8 : sizes[k]);
+    });
+    expect(pool.stats().queued).toBe(0);
+  });
+  let dirFd = -1;
+  beforeEach(() => {
+    dirFd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    files.push(dirFd);
+  });
+
+  /** A FIFO's O_PATH fd: reopening it for reading without O_NONBLOCK waits for a writer, in a regular worker. */
+  function fifo(): { pathFd: number; name: string } {
+    const name = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [name]);
+    const pathFd = fs.openSync(name, O_PATH);
+    files.push(pathFd);
+    return { pathFd, name };
+  }
+
+  test('a worker stuck in a call gives back the jobs queued behind it; a queued job can be cancelled', async () => {
+    pool = new WorkerPool({ threadPoolSize: 2, warmWaiters: 0, inlineBelow: 0, watchdogMs: 20 });
+    await pool.ready();
+    const { pathFd, name } = fifo();
+    const stuck = pool.submit({ kind: 'reopen', fd: pathFd, flags: fs.constants.O_RDONLY });
+    // Packed behind the stuck call (same worker, within the slow-worker delay).
+    const ac = new AbortController();
+    const cancelled = pool.submit({ kind: 'fstat', fd: files[3] }, { signal: ac.signal });
+    const behind = files.slice(0, 5).map((fd) => pool.submit({ kind: 'fstat', fd }));
+    ac.abort();
+    await expect(cancelled).rejects.toMatchObject({ errno: EINTR });
+    const t0 = Date.now();
+    expect((await Promise.all(behind)).map((s) => Number(s.size))).toEqual([0, 1, 2, 3, 4]);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    // New jobs avoid the stuck worker.
+    expect(Number((await pool.submit({ kind: 'fstat', fd: files[2] })).size)).toBe(2);
+    const writer = fs.openSync(name, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    fs.closeSync(writer);
+    fs.closeSync(await stuck);
+  });
+
+  test('a worker that dies fails its running job with EIO; its queued jobs run on its replacement', async () => {
+    pool = new WorkerPool({ threadPoolSize: 1, warmWaiters: 0, inlineBelow: 0, watchdogMs: 10_000 });
+    await pool.ready();
+    const { pathFd, name } = fifo();
+    const stuck = pool.submit({ kind: 'reopen', fd: pathFd, flags: fs.constants.O_RDONLY });
+    stuck.catch(() => undefined);
+    const behind = files.slice(0, 4).map((fd) => pool.submit({ kind: 'fstat', fd }));
+    await sleep(30);
+    // A crash, as far as the pool can tell: the thread is killed under it.
+    const worker = (pool as unknown as { regular: Array<{ thread: { terminate(): Promise<number> } }> }).regular[0];
+    const gone = worker.thread.terminate();
+    // The thread leaves once its open returns (a terminate cannot interrupt a syscall).
+    const writer = fs.openSync(name, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    await gone;
+    fs.closeSync(writer);
+    await expect(stuck).rejects.toMatchObject({ errno: EIO });
+    expect((await Promise.all(behind)).map((s) => Number(s.size))).toEqual([0, 1, 2, 3]);
+    expect(pool.stats().regular).toBe(1);
+    expect(Number((await pool.submit({ kind: 'fstat', fd: files[5] })).size)).toBe(5);
+  });
+
+  test('worker actors exist only when asked for, or from the start with an inspector', async () => {
+    const events: string[] = [];
+    pool = new WorkerPool({
+      threadPoolSize: 1,
+      warmWaiters: 0,
+      inlineBelow: 0,
+      inspect: (e) => {
+        if (e.type === '@xstate.event') events.push((e.event as { type: string }).type);
+      },
+    });
+    await pool.ready();
+    await Promise.all(files.slice(0, 3).map((fd) => pool.submit({ kind: 'fstat', fd }, { unique: 9n })));
+    expect(events).toEqual(expect.arrayContaining(['READY', 'DISPATCH', 'DONE']));
+    const snap = pool.workers[0].getSnapshot();
+    expect(snap.value).toBe('idle');
+    expect(snap.context).toMatchObject({ completed: 3, inFlight: 0, unique: undefined });
   });
 });

@@ -1,7 +1,10 @@
 // The pool that runs filesystem calls off the main thread, in two lanes:
-//  - regular: `threadPoolSize` workers for calls that finish (stat, open, close...); with size 0 these
-//    run inline on the main thread, which is faster at low queue depth (one handoff costs more than the
-//    syscall);
+//  - regular: `threadPoolSize` workers for calls that finish (stat, open, close...). A cheap call runs
+//    inline on the main thread while fewer than `inlineBelow` requests are in flight (one handoff costs
+//    more than the syscall; virtiofsd measured the same), and in a worker when the queue is deeper; with
+//    size 0 always inline. Each worker holds up to `workerDepth` jobs in a shared-memory ring (see
+//    ring.ts), run in order; a worker stuck in one call for a watchdog period gives back the jobs queued
+//    behind it, so a hung disk holds one request per worker, not a queue;
 //  - waiter: workers spawned on demand (up to maxWaiters) for calls that may block indefinitely
 //    (SETLKW, flock without LOCK_NB, a FIFO open). They never take a regular worker, so waiting locks
 //    cannot starve the rest, and never run inline, so the main thread never blocks.
@@ -10,10 +13,15 @@ import { EINTR, FsError } from '@vfsd/core';
 import type { InspectionEvent, Observer } from 'xstate';
 import { ensureLibc } from '../sys/libc';
 import { installCancelSignalHandler } from './cancel-signal';
-import type { Job } from './job';
+import { Job } from './job';
 import { NEVER_CANCELLED, type Op, type OpKind, type OpResult } from './ops';
 import { PoolWorker, type PoolWorkerActor } from './pool-worker';
+import { Ring } from './ring';
+import { RingWorker } from './ring-worker';
 import { runOp } from './run-op';
+
+/** A worker holding jobs with no progress for this long is slow: new jobs go to other workers first. */
+const SLOW_WORKER_MS = 2;
 
 export interface WorkerPoolOptions {
   /** Regular workers (virtiofsd's --thread-pool-size). 0: cheap calls run inline on the main thread. */
@@ -28,7 +36,26 @@ export interface WorkerPoolOptions {
   cancelKickIntervalMs?: number;
   /** How long shutdown() waits for cancelled calls, then for threads to exit. Default 2 s each. */
   shutdownTimeoutMs?: number;
-  /** Passed to every worker actor (xstate inspection). */
+  /**
+   * With workers: a cheap call runs inline while the caller has fewer than this many requests in flight
+   * (SubmitOptions.depth, this one included), else in a worker. Default 3; 0 or 1: always a worker.
+   */
+  inlineBelow?: number;
+  /**
+   * Jobs a regular worker holds at once (run in order). Default 16: handing over a batch is what makes
+   * the pool as fast as inline for cheap calls; a worker that stops making progress gets no more jobs
+   * (2 ms) and gives back its queued ones (watchdog), so a hung call still holds only its own request.
+   */
+  workerDepth?: number;
+  /** A regular worker with nothing to do polls this long (µs) before sleeping. Default 0. */
+  workerSpinUs?: number;
+  /**
+   * Period of the watchdog for regular jobs: a job still pending after one full period starts following
+   * its request's signal, and a worker inside the same call for a period gives back its queued jobs.
+   * Default 50 ms.
+   */
+  watchdogMs?: number;
+  /** Passed to every worker actor (xstate inspection); regular worker actors then exist from the start. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
 
@@ -44,6 +71,11 @@ export interface SubmitOptions {
   context?: { readonly signal: AbortSignal };
   /** The call may block indefinitely: it goes to the waiter lane. */
   mayBlock?: boolean;
+  /**
+   * Requests the caller has in flight, this one included: decides inline or worker (see inlineBelow).
+   * Default: the regular jobs pending in the pool plus the calls submitted in the current synchronous run.
+   */
+  depth?: number;
 }
 
 export interface ShutdownReport {
@@ -59,10 +91,24 @@ export class WorkerPool {
   private readonly kickIntervalMs: number;
   private readonly shutdownTimeoutMs: number;
   private readonly inspect: WorkerPoolOptions['inspect'];
+  readonly inlineBelow: number;
+  private readonly workerDepth: number;
+  private readonly workerSpinUs: number;
+  private readonly watchdogMs: number;
 
-  private readonly regular: PoolWorker[] = [];
-  private readonly idleRegular: PoolWorker[] = [];
+  private readonly regular: RingWorker[] = [];
   private readonly regularQueue: Job[] = [];
+  /** Regular jobs submitted and not settled (queued or in a worker). */
+  private regularPending = 0;
+  private burst = 0;
+  private readonly endBurst = (): void => {
+    this.burst = 0;
+  };
+  private readonly regularSettled = (): void => {
+    this.regularPending--;
+  };
+  private tick = 0;
+  private watchdog: NodeJS.Timeout | undefined;
   private readonly waiters: PoolWorker[] = [];
   private readonly idleWaiters: PoolWorker[] = [];
   private readonly waiterQueue: Job[] = [];
@@ -83,12 +129,21 @@ export class WorkerPool {
     this.kickIntervalMs = options.cancelKickIntervalMs ?? 2;
     this.shutdownTimeoutMs = options.shutdownTimeoutMs ?? 2_000;
     this.inspect = options.inspect;
+    this.inlineBelow = options.inlineBelow ?? 3;
+    this.workerDepth = Math.max(1, Math.floor(options.workerDepth ?? 16));
+    this.workerSpinUs = Math.max(0, options.workerSpinUs ?? 0);
+    this.watchdogMs = Math.max(1, options.watchdogMs ?? 50);
     // ffi-rs must be loaded in the main thread before any worker loads it (else a worker's exit crashes
     // the process), and the cancel handler must exist before the first signal is sent.
     ensureLibc();
     installCancelSignalHandler();
-    for (let i = 0; i < this.threadPoolSize; i++) this.idleRegular.push(this.spawn('regular'));
+    for (let i = 0; i < this.threadPoolSize; i++) this.spawnRegular();
     for (let i = 0; i < this.warmWaiters; i++) this.idleWaiters.push(this.spawn('waiter'));
+    if (this.threadPoolSize > 0) {
+      // Unref'd: an idle daemon's timer never holds the process.
+      this.watchdog = setInterval(() => this.onWatchdog(), this.watchdogMs);
+      this.watchdog.unref();
+    }
   }
 
   /** The actors of the live workers, to observe (getSnapshot, subscribe). */
@@ -109,39 +164,48 @@ export class WorkerPool {
 
   /** Resolves when every worker started so far reported ready (useful before measuring). */
   async ready(): Promise<void> {
-    const all = [...this.regular, ...this.waiters];
-    while (all.some((w) => w.alive && w.actor.getSnapshot().matches('starting'))) await new Promise((r) => setTimeout(r, 1));
+    const regular = [...this.regular];
+    const waiters = [...this.waiters];
+    const starting = (): boolean =>
+      regular.some((w) => !w.ready) || waiters.some((w) => w.alive && w.actor.getSnapshot().matches('starting'));
+    while (starting()) await new Promise((r) => setTimeout(r, 1));
   }
 
   /** Runs an op; rejects with FsError(errno). */
   submit<K extends OpKind>(op: Op<K>, options: SubmitOptions = {}): Promise<OpResult<K>> {
-    const { mayBlock = false, unique = 0n } = options;
-    const inline = (!mayBlock && this.threadPoolSize === 0) || (this.closed && op.kind === 'close');
-    if (inline) {
+    const mayBlock = options.mayBlock ?? false;
+    if (!mayBlock && this.runsInline(op as Op, options.depth)) {
       const outcome = runOp(op, NEVER_CANCELLED);
       return outcome.ok ? Promise.resolve(outcome.value) : Promise.reject(new FsError(outcome.errno, op.kind));
     }
-    const signal = options.signal ?? options.context?.signal;
+    const unique = options.unique ?? 0n;
+    // A waiter job follows its signal from the start; a regular one finishes in microseconds, so it
+    // reads its request's signal (creating it costs about 4 µs) only if the watchdog finds it pending.
+    const signal = options.signal ?? (mayBlock ? options.context?.signal : undefined);
     if (this.closed || signal?.aborted) return Promise.reject(new FsError(EINTR, 'cancelled'));
     return new Promise<OpResult<K>>((resolve, reject) => {
-      const onAbort = (): void => this.abort(job);
-      const job: Job = {
-        seq: this.takeSeq(),
-        op: op as Op,
-        unique,
-        mayBlock,
-        signal,
-        settle: (outcome) => {
-          job.detach();
-          if (outcome.ok) resolve(outcome.value as OpResult<K>);
-          else reject(new FsError(outcome.errno, op.kind));
-        },
-        detach: () => signal?.removeEventListener('abort', onAbort),
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      if (mayBlock) this.startWaiterJob(job);
-      else this.startRegularJob(job);
+      const job = new Job(this.takeSeq(), op as Op, unique, mayBlock, options.context, this.tick, resolve, reject);
+      if (signal) job.watch(signal, () => this.abort(job));
+      if (mayBlock) {
+        this.startWaiterJob(job);
+      } else {
+        this.regularPending++;
+        job.onSettled = this.regularSettled;
+        this.startRegularJob(job);
+      }
     });
+  }
+
+  private runsInline(op: Op, depth: number | undefined): boolean {
+    if (this.threadPoolSize === 0 || this.closed) return this.threadPoolSize === 0 || op.kind === 'close';
+    if (!Ring.fits(op)) return true; // a name too long for a slot: the call fails at once (ENAMETOOLONG)
+    if (depth === undefined) {
+      // The caller does not know: count the jobs pending in the pool and the calls submitted since
+      // the current synchronous run began (a burst from one drain of the queue).
+      depth = this.regularPending + ++this.burst;
+      if (this.burst === 1) queueMicrotask(this.endBurst);
+    }
+    return depth < this.inlineBelow;
   }
 
   /** Cancels everything, stops every thread; never waits longer than about 2 x shutdownTimeoutMs. */
@@ -152,15 +216,17 @@ export class WorkerPool {
 
   private async doShutdown(): Promise<ShutdownReport> {
     this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
     for (const job of [...this.regularQueue.splice(0), ...this.waiterQueue.splice(0)]) {
       // A queued close still runs (inline, it is instant): dropping it would leak the fd.
       job.settle(job.op.kind === 'close' ? runOp(job.op, NEVER_CANCELLED) : { ok: false, errno: EINTR });
     }
+    // A close is never interrupted: Linux closes the fd even on EINTR, so the caller could not tell.
+    for (const w of this.regular) for (const job of w.heldJobs()) if (job.op.kind !== 'close') w.cancel(job);
     const all = [...this.regular, ...this.waiters];
-    for (const w of all) {
+    for (const w of this.waiters) {
       if (w.retireTimer) clearTimeout(w.retireTimer);
       const job = w.job;
-      // A close is never interrupted: Linux closes the fd even on EINTR, so the caller could not tell.
       if (job && job.op.kind !== 'close') w.cancel(job.seq);
     }
     await withTimeout(Promise.all(all.map((w) => w.whenIdle())), this.shutdownTimeoutMs);
@@ -178,7 +244,7 @@ export class WorkerPool {
     return seq;
   }
 
-  private spawn(lane: 'regular' | 'waiter'): PoolWorker {
+  private spawn(lane: 'waiter'): PoolWorker {
     const w = new PoolWorker(
       this.nextWorkerId++,
       lane,
@@ -186,14 +252,109 @@ export class WorkerPool {
       this.kickIntervalMs,
       this.inspect,
     );
-    (lane === 'regular' ? this.regular : this.waiters).push(w);
+    this.waiters.push(w);
     return w;
   }
 
+  private spawnRegular(): RingWorker {
+    const w = new RingWorker(
+      this.nextWorkerId++,
+      {
+        onSpace: () => this.pumpRegular(),
+        onReturned: (_w, jobs) => this.requeue(jobs),
+        onExit: (worker) => this.onRegularExit(worker),
+      },
+      { slots: this.workerDepth, spinUs: this.workerSpinUs, kickIntervalMs: this.kickIntervalMs, inspect: this.inspect },
+    );
+    this.regular.push(w);
+    return w;
+  }
+
+  /**
+   * The worker for the next regular job: the busiest one that still has a free slot and made progress
+   * within slowWorkerMs. Filling a worker that is already awake before waking another keeps the handoff
+   * cheap (one futex wake and one doorbell per batch, not per job) and the threads few on a small
+   * machine; more workers join as the queue deepens past workerDepth per worker. A worker whose call has
+   * not returned for slowWorkerMs (slow disk) gets no more jobs while another has room: then the least
+   * loaded one. Undefined if every worker is full.
+   */
+  private pickRegular(): RingWorker | undefined {
+    let best: RingWorker | undefined;
+    let bestFree = this.workerDepth + 1;
+    let fallback: RingWorker | undefined;
+    let fallbackFree = 0;
+    const now = Date.now();
+    for (const w of this.regular) {
+      const free = w.free;
+      if (free === 0) continue;
+      if (w.load === 0 || now - w.lastProgress < SLOW_WORKER_MS) {
+        if (free < bestFree) {
+          best = w;
+          bestFree = free;
+        }
+      } else if (free > fallbackFree) {
+        fallback = w;
+        fallbackFree = free;
+      }
+    }
+    return best ?? fallback;
+  }
+
   private startRegularJob(job: Job): void {
-    const w = this.idleRegular.pop();
-    if (w) w.dispatch(job);
-    else this.regularQueue.push(job);
+    const w = this.regularQueue.length === 0 ? this.pickRegular() : undefined;
+    if (w) {
+      w.push(job);
+      return;
+    }
+    this.regularQueue.push(job);
+  }
+
+  /** Hands queued regular jobs to workers with free slots. */
+  private pumpRegular(): void {
+    const queue = this.regularQueue;
+    while (queue.length > 0 && !this.closed) {
+      const w = this.pickRegular();
+      if (!w) return;
+      w.push(queue.shift()!);
+    }
+  }
+
+  /** Jobs taken back from a worker, not started: they go first. */
+  private requeue(jobs: Job[]): void {
+    if (this.closed) {
+      for (const j of jobs) j.settle(j.op.kind === 'close' ? runOp(j.op, NEVER_CANCELLED) : { ok: false, errno: EINTR });
+      return;
+    }
+    this.regularQueue.unshift(...jobs);
+    this.pumpRegular();
+  }
+
+  /**
+   * Every watchdogMs: regular jobs pending for a whole period start following their request's signal
+   * (so FUSE_INTERRUPT reaches a slow call), and a worker inside the same call since the previous tick
+   * gives back the jobs queued behind it.
+   */
+  private onWatchdog(): void {
+    const tick = ++this.tick;
+    if (this.regularPending === 0) {
+      for (const w of this.regular) w.stuckSinceLastCheck();
+      return;
+    }
+    const old = (j: Job): boolean => j.born <= tick - 2 && !j.signal && j.context !== undefined;
+    for (const w of this.regular) {
+      for (const j of w.heldJobs()) if (old(j)) this.follow(j);
+      if (w.stuckSinceLastCheck()) {
+        const back = w.takeBackQueued();
+        if (back.length > 0) this.requeue(back);
+      }
+    }
+    for (const j of this.regularQueue) if (old(j)) this.follow(j);
+  }
+
+  private follow(job: Job): void {
+    const signal = job.context!.signal;
+    job.watch(signal, () => this.abort(job));
+    if (signal.aborted) this.abort(job);
   }
 
   private startWaiterJob(job: Job): void {
@@ -209,6 +370,7 @@ export class WorkerPool {
   }
 
   private abort(job: Job): void {
+    if (job.settled) return;
     const queue = job.mayBlock ? this.waiterQueue : this.regularQueue;
     const i = queue.indexOf(job);
     if (i >= 0) {
@@ -216,19 +378,17 @@ export class WorkerPool {
       job.settle({ ok: false, errno: EINTR });
       return;
     }
-    for (const w of job.mayBlock ? this.waiters : this.regular) {
+    if (job.holder instanceof RingWorker) {
+      job.holder.cancel(job);
+      return;
+    }
+    for (const w of this.waiters) {
       if (w.job === job) w.cancel(job.seq);
     }
   }
 
   private onIdle(w: PoolWorker): void {
     if (this.closed) return;
-    if (w.lane === 'regular') {
-      const next = this.regularQueue.shift();
-      if (next) w.dispatch(next);
-      else this.idleRegular.push(w);
-      return;
-    }
     const next = this.waiterQueue.shift();
     if (next) {
       w.dispatch(next);
@@ -249,18 +409,18 @@ export class WorkerPool {
   }
 
   private onExit(w: PoolWorker): void {
-    const list = w.lane === 'regular' ? this.regular : this.waiters;
-    const idle = w.lane === 'regular' ? this.idleRegular : this.idleWaiters;
-    remove(list, w);
-    remove(idle, w);
+    remove(this.waiters, w);
+    remove(this.idleWaiters, w);
+    if (this.closed) return;
+    if (this.waiterQueue.length > 0) this.startWaiterJob(this.waiterQueue.shift()!);
+  }
+
+  private onRegularExit(w: RingWorker): void {
+    remove(this.regular, w);
     if (this.closed) return;
     // A regular worker that died (crash) is replaced so the pool keeps its size.
-    if (w.lane === 'regular') {
-      const fresh = this.spawn('regular');
-      this.onIdle(fresh);
-    } else if (this.waiterQueue.length > 0) {
-      this.startWaiterJob(this.waiterQueue.shift()!);
-    }
+    this.spawnRegular();
+    this.pumpRegular();
   }
 }
 

@@ -1,0 +1,77 @@
+// Entry point of a regular pool worker: runs the slots of its Ring in order, synchronously, and sleeps
+// in Atomics.wait when there is nothing to run. It never returns to its event loop: everything it needs
+// is in shared memory; it only posts the "ready" message and doorbells.
+import { parentPort, workerData } from 'node:worker_threads';
+import { gettid, ensureLibc } from '../sys/libc';
+import { unblockCancelSignal } from './cancel-signal';
+import type { CancelToken } from './ops';
+import {
+  H_COMPLETED,
+  H_DOORBELL,
+  H_RUNNING_SEQ,
+  H_SLEEPING,
+  H_STOP,
+  H_SUBMITTED,
+  H_TID,
+  Ring,
+} from './ring';
+import { runOp } from './run-op';
+
+export interface RingWorkerInit {
+  ring: SharedArrayBuffer;
+  slots: number;
+  /** Wait this long (µs) for more work before sleeping; 0: sleep at once. */
+  spinUs: number;
+}
+
+const port = parentPort;
+if (!port) throw new Error('ring-main must run in a worker thread');
+
+ensureLibc();
+unblockCancelSignal();
+const init = workerData as RingWorkerInit;
+const ring = new Ring(init.slots, init.ring);
+const h = ring.i32;
+const slots = init.slots;
+Atomics.store(h, H_TID, gettid());
+port.postMessage({ type: 'ready', tid: Atomics.load(h, H_TID) });
+
+let slot = 0; // next % slots (the counters wrap)
+const token: CancelToken = {
+  isCancelled: () => ring.cancelRequested(slot),
+  enteringBlockingCall: () => undefined,
+};
+
+function spinFor(next: number): boolean {
+  if (init.spinUs <= 0) return false;
+  const end = performance.now() + init.spinUs / 1000;
+  while (performance.now() < end) if (Atomics.load(h, H_SUBMITTED) !== next) return true;
+  return false;
+}
+
+let next = 0; // count of slots passed (== H_COMPLETED)
+for (;;) {
+  if (Atomics.load(h, H_STOP) === 1) break;
+  if (Atomics.load(h, H_SUBMITTED) === next && !spinFor(next)) {
+    Atomics.store(h, H_SLEEPING, 1);
+    // Re-check after announcing sleep: the main thread stores SUBMITTED, then looks at SLEEPING.
+    if (Atomics.load(h, H_SUBMITTED) === next && Atomics.load(h, H_STOP) === 0) Atomics.wait(h, H_SUBMITTED, next);
+    Atomics.store(h, H_SLEEPING, 0);
+    continue;
+  }
+  if (ring.claim(slot)) {
+    const seq = ring.seqOf(slot);
+    Atomics.store(h, H_RUNNING_SEQ, seq);
+    const op = ring.readOp(slot);
+    const outcome = runOp(op, token);
+    Atomics.store(h, H_RUNNING_SEQ, 0);
+    ring.writeOutcome(slot, op.kind, outcome);
+  }
+  slot = slot + 1 === slots ? 0 : slot + 1;
+  next = (next + 1) | 0;
+  Atomics.store(h, H_COMPLETED, next);
+  // One doorbell until the main thread drains: it clears the bell, then reads COMPLETED.
+  if (Atomics.compareExchange(h, H_DOORBELL, 0, 1) === 0) port.postMessage(0);
+}
+// Asked to stop: nothing else keeps this thread's event loop alive, so it exits on its own.
+port.close();
