@@ -8,6 +8,7 @@ import { CAPABILITIES, CacheMode, Options, UsageError, parseOptions } from './op
 import { raiseNofileLimit } from './sys/rlimit';
 import { applySocketGroup, groupId } from './sys/socket-group';
 import { runTry } from './try';
+import { startInspector, type InspectorHandle } from './inspector';
 
 /** Entry and attribute validity per cache mode (seconds), as the Rust virtiofsd. */
 const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86400, auto: 1, always: 86400 };
@@ -44,8 +45,29 @@ export async function run(argv: string[]): Promise<number> {
     const lim = raiseNofileLimit(o.rlimitNofile);
     log.info(`open file limit ${lim.soft} (hard ${lim.hard})`);
   }
-  // The visualizer and trace recorder subscribe here (a later issue).
+  // The inspector page and the trace recorder observe the actors through this hub.
   const inspection = new Inspection();
+  const devices = new Set<VirtioFsDevice>();
+  let inspector: InspectorHandle | null = null;
+  if (o.inspect !== undefined || o.record) {
+    try {
+      inspector = await startInspector({
+        inspection,
+        getDevices: () => {
+          for (const d of devices) if (d.actor.getSnapshot().status !== 'active') devices.delete(d);
+          return [...devices];
+        },
+        port: o.inspect ?? null,
+        host: '127.0.0.1',
+        record: o.record,
+      });
+    } catch (e) {
+      process.stderr.write(`vfsd: cannot start the inspector: ${(e as Error).message}\n`);
+      return 1;
+    }
+    if (inspector.url) log.info(`inspector: ${inspector.url}`);
+    if (o.record) log.info(`recording actor events to ${o.record}`);
+  }
   const debug = o.logLevel === 'debug' || o.logLevel === 'trace';
   let server: Server;
   try {
@@ -54,17 +76,26 @@ export async function run(argv: string[]): Promise<number> {
       fd: o.fd,
       reconnect: o.keepServing,
       logger,
-      createDevice: () =>
-        new VirtioFsDevice({
-          fs: new PassthroughFs({ sharedDir: o.sharedDir, threadPoolSize: o.threadPoolSize, timeoutSeconds: CACHE_TIMEOUT[o.cache] }),
+      createDevice: () => {
+        const device = new VirtioFsDevice({
+          fs: new PassthroughFs({
+            sharedDir: o.sharedDir,
+            threadPoolSize: o.threadPoolSize,
+            timeoutSeconds: CACHE_TIMEOUT[o.cache],
+            pool: inspector ? { inspect: inspector.poolInspect } : undefined,
+          }),
           requestQueues: o.requestQueues,
           logger,
           inspection,
           onRequestDone: debug ? (e) => log.debug(requestLine(e)) : undefined,
-        }),
+        });
+        devices.add(device);
+        return device;
+      },
     });
     if (o.socketPath && o.socketGroup !== undefined) applySocketGroup(o.socketPath, o.socketGroup);
   } catch (e) {
+    await inspector?.close();
     process.stderr.write(`vfsd: ${(e as Error).message}\n`);
     return 1;
   }
@@ -76,6 +107,7 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   await server.done;
+  await inspector?.close(); // flushes the trace
   log.info('stopped');
   return 0;
 }

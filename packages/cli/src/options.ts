@@ -32,6 +32,10 @@ export interface Options {
   logJson: boolean;
   syslog: boolean;
   keepServing: boolean;
+  /** --inspect [PORT]: serve the live inspector on localhost (0: any free port). */
+  inspect?: number;
+  /** --record FILE: write the actor events as JSON lines. */
+  record?: string;
   /** Options accepted for compatibility that change nothing yet (reported at start-up). */
   notYetImplemented: string[];
 }
@@ -40,6 +44,16 @@ export interface Options {
 export const CAPABILITIES = { type: 'fs', features: ['separate-options'] };
 
 export class UsageError extends Error {}
+
+export const DEFAULT_INSPECT_PORT = 7420;
+
+function inspectPort(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (v === '') return DEFAULT_INSPECT_PORT;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--inspect takes a port number (got ${v})`);
+  return n;
+}
 
 /** What the C virtiofsd's `-o` options become (`-o source=DIR,cache=none,xattr`). */
 interface CompatOptions {
@@ -137,10 +151,13 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('log-json', { type: 'boolean', default: false, describe: 'log JSON lines instead of text' })
     .option('syslog', { type: 'boolean', default: false, describe: 'log to syslog instead of stderr' })
     .option('keep-serving', { type: 'boolean', default: false, describe: 'accept the next front-end after one disconnects (default: exit, as virtiofsd)' })
+    .option('inspect', { type: 'string', describe: `serve the live inspector page on localhost:PORT (default ${DEFAULT_INSPECT_PORT})` })
+    .option('record', { type: 'string', describe: 'record the actor events to FILE (JSON lines; the inspector page replays it)' })
     .option('print-capabilities', { type: 'boolean', default: false, describe: 'print the vhost-user capabilities (JSON, for libvirt) and exit' })
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv/share', 'serve /srv/share')
     .example('$0 --socket-path /tmp/vfsd.sock -o source=/srv/share,cache=none', "the C virtiofsd's spelling")
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv --thread-pool-size 4 --log-level debug', 'a worker pool, one log line per request')
+    .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv --inspect', 'watch the actors live at http://127.0.0.1:7420')
     .example('$0 try --shared-dir . -- stat README.md', 'no VM at hand: boot a throwaway guest and run a command in the share')
     .strictOptions()
     .strict()
@@ -193,6 +210,8 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     logJson: a['log-json'],
     syslog: a.syslog,
     keepServing: a['keep-serving'],
+    inspect: inspectPort(a.inspect),
+    record: a.record,
     notYetImplemented: [...compat.ignored],
   };
   // Parsed and validated now; served by the passthrough as it gains them (see README's status).

@@ -37,6 +37,7 @@ describe('vfsd options', () => {
     [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,cache=sometimes'], /-o cache= takes none, auto or always/],
     [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,frobnicate'], /unknown option -o frobnicate/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', 'extra-argument'], /Unknown argument/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--inspect', 'http'], /--inspect takes a port number/],
   ])('%j fails with one clear line', (args, message) => {
     const r = vfsd(args as string[]);
     expect(r.status).not.toBe(0);
@@ -60,6 +61,22 @@ describe('vfsd options', () => {
     expect(JSON.parse(r.stdout)).toEqual({ type: 'fs', features: ['separate-options'] });
     // virtiofsd prints it pretty, two spaces, "type" first.
     expect(r.stdout.startsWith('{\n  "type": "fs"')).toBe(true);
+  });
+
+  test('--inspect serves the inspector page on localhost', async () => {
+    const sock = path.join(dir, 'insp.sock');
+    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', dir, '--inspect', '0'], { stdio: ['ignore', 'inherit', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const start = Date.now();
+    while (!/inspector: (http:\/\/127\.0\.0\.1:\d+\/)/.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+    const url = /inspector: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(stderr)![1];
+    const page = await fetch(url);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/vfsd/);
+    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
   });
 
   test('serves a socket, refuses a second daemon on it, answers FUSE_INIT, stops on SIGTERM', async () => {

@@ -7,10 +7,21 @@ export type InspectionObserver = (event: InspectionEvent) => void;
 
 export class Inspection {
   private readonly observers = new Set<InspectionObserver>();
+  /** Observers of what long-lived actors report anyway: they do not make `active` true. */
+  private readonly passive = new Set<InspectionObserver>();
 
   subscribe(observer: InspectionObserver): () => void {
     this.observers.add(observer);
     return () => this.observers.delete(observer);
+  }
+
+  /**
+   * Receives only what is reported without anyone asking: the device and queue actors' events, and
+   * request actors' while another observer made them xstate actors. Costs nothing per request.
+   */
+  watch(observer: InspectionObserver): () => void {
+    this.passive.add(observer);
+    return () => this.passive.delete(observer);
   }
 
   get active(): boolean {
@@ -19,6 +30,7 @@ export class Inspection {
 
   readonly inspect = (event: InspectionEvent): void => {
     for (const o of this.observers) o(event);
+    for (const o of this.passive) o(event);
   };
 
   /** For per-request actors: undefined (no cost) when nobody listens. */

@@ -5,6 +5,7 @@ import type { ActorRefFrom } from 'xstate';
 import type { DescriptorChain, Logger, Virtqueue } from '@vfsd/vhost';
 import { EIO, FuseDecodeError, FuseOpcode, decodeRequest, type DecodedRequest } from '../fuse';
 import { RequestRun } from '../actors/request-run';
+import type { RequestState } from '../actors/request.logic';
 import type { virtqueueMachine } from '../actors/virtqueue.machine';
 import type { Inspection } from '../actors/inspection';
 import { FuseServer, Reply, errorReply } from '../server/fuse-server';
@@ -25,6 +26,37 @@ export interface RequestLogEntry {
   latencyUs: number;
 }
 
+/** A read-only view of one ring, for the visualizer (the counters as they are now). */
+export interface QueueStats {
+  index: number;
+  size: number;
+  /** Next available entry we will pop / next used entry we will fill (16-bit ring indices). */
+  lastAvailIdx: number;
+  usedIdx: number;
+  /** Chains popped and not yet pushed back. */
+  inFlight: number;
+  kicks: number;
+  notifications: number;
+  enabled: boolean;
+  broken: string | null;
+  stopping: boolean;
+}
+
+/** A read-only view of one request in flight, for the visualizer. */
+export interface InFlightRequest {
+  queue: number;
+  head: number;
+  unique: bigint | null;
+  opcode: number | null;
+  nodeid: bigint | null;
+  phase: RequestState['phase'];
+  interrupted: boolean;
+  /** performance.now() when the chain was popped. */
+  startedAt: number;
+  /** The xstate actor's session id while the request runs as one (someone inspects). */
+  actorId: string | null;
+}
+
 /** What all queues of one session share: the FUSE server and the requests that INTERRUPT can reach. */
 export class FuseSession {
   /** Set to receive every finished request (costs a little per request: only at debug level). */
@@ -39,6 +71,26 @@ export class FuseSession {
     readonly log: Logger,
     readonly inspection: Inspection,
   ) {}
+
+  /** The requests in flight now (decoded, not yet answered), for the visualizer. */
+  inFlightRequests(): InFlightRequest[] {
+    const out: InFlightRequest[] = [];
+    for (const { actor } of this.byUnique.values()) {
+      const st = actor.snapshot;
+      out.push({
+        queue: st.queue,
+        head: st.head,
+        unique: st.unique,
+        opcode: st.opcode,
+        nodeid: st.nodeid,
+        phase: st.phase,
+        interrupted: st.interrupted,
+        startedAt: st.startedAt,
+        actorId: actor.actorRef?.sessionId ?? null,
+      });
+    }
+    return out;
+  }
 
   /** FUSE_INTERRUPT: a request still waiting gives up with EINTR. */
   interrupt(unique: bigint): boolean {
@@ -75,6 +127,23 @@ export class QueueRuntime {
 
   get inFlight(): number {
     return this.vq.inFlight;
+  }
+
+  /** The ring's indices and counters now (read-only). */
+  stats(): QueueStats {
+    const vq = this.vq;
+    return {
+      index: this.index,
+      size: vq.size,
+      lastAvailIdx: vq.lastAvailIdx,
+      usedIdx: vq.usedIdx,
+      inFlight: vq.inFlight,
+      kicks: vq.kicks,
+      notifications: vq.notifications,
+      enabled: vq.enabled,
+      broken: vq.broken,
+      stopping: this.stopping,
+    };
   }
 
   drain(): void {

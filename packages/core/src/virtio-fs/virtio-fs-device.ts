@@ -6,7 +6,7 @@ import { deviceMachine } from '../actors/device.machine';
 import { Inspection } from '../actors/inspection';
 import type { FileSystem } from '../filesystem';
 import { FuseServer } from '../server/fuse-server';
-import { FuseSession, QueueRuntime, type RequestLogEntry } from './queue-runtime';
+import { FuseSession, QueueRuntime, type InFlightRequest, type QueueStats, type RequestLogEntry } from './queue-runtime';
 
 export interface VirtioFsDeviceOptions {
   fs: FileSystem;
@@ -68,6 +68,21 @@ export class VirtioFsDevice implements VhostUserDevice {
     this.actor.send({ type: 'disconnected' });
     await this.options.fs.shutdown?.();
     this.actor.send({ type: 'queuesSettled' });
+  }
+
+  /** Each started ring's indices and counters, with its queue actor (read-only, for the visualizer). */
+  queueStats(): Array<QueueStats & { actor: QueueRuntime['actor'] }> {
+    return [...this.runtimes.values()].map((r) => ({ ...r.stats(), actor: r.actor }));
+  }
+
+  /** The requests in flight on every queue (read-only, for the visualizer). */
+  inFlightRequests(): InFlightRequest[] {
+    return this.session.inFlightRequests();
+  }
+
+  /** Requests answered since the front-end connected. */
+  get completedRequests(): number {
+    return this.session.completed;
   }
 
   get liveRequests(): number {
