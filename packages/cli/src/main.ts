@@ -76,6 +76,7 @@ export async function run(argv: string[]): Promise<number> {
       fd: o.fd,
       reconnect: o.keepServing,
       logger,
+      beforeListen: o.socketGroup === undefined ? undefined : (p) => applySocketGroup(p, o.socketGroup!),
       createDevice: () => {
         const device = new VirtioFsDevice({
           fs: new PassthroughFs({
@@ -93,7 +94,6 @@ export async function run(argv: string[]): Promise<number> {
         return device;
       },
     });
-    if (o.socketPath && o.socketGroup !== undefined) applySocketGroup(o.socketPath, o.socketGroup);
   } catch (e) {
     await inspector?.close();
     process.stderr.write(`vfsd: ${(e as Error).message}\n`);

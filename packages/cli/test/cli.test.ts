@@ -87,7 +87,8 @@ describe('vfsd options', () => {
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     const start = Date.now();
-    while (!fs.existsSync(sock) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+    // "serving" is logged once the socket listens (its group and mode were set before listen).
+    while (!/serving/.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
     expect(fs.statSync(sock).mode & 0o777).toBe(0o660);
     expect(vfsd(['--socket-path', sock, '--shared-dir', dir]).stderr).toMatch(/already served by a running daemon/);
     const fe = await SimulatedFrontend.connect(sock);

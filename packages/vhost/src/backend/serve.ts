@@ -12,6 +12,8 @@ export interface ServeOptions {
   /** A device per connection: each front-end starts from a fresh device. */
   createDevice: () => VhostUserDevice;
   logger?: Logger;
+  /** Called between bind and listen of socketPath (e.g. --socket-group's chown and chmod). */
+  beforeListen?: (socketPath: string) => void;
   /** Told about each new back-end (tests and the inspector use it). */
   onBackend?: (backend: VhostUserBackend) => void;
 }
@@ -38,7 +40,7 @@ export function serve(options: ServeOptions): Server {
     options.onBackend?.(backend);
     return backend;
   };
-  const listenOpts = { reconnect: options.reconnect ?? false };
+  const listenOpts = { reconnect: options.reconnect ?? false, beforeListen: options.beforeListen };
   let listener: VhostUserListener;
   if (options.fd !== undefined) listener = VhostUserListener.fromFd(options.fd, onConnection, listenOpts);
   else if (options.socketPath) listener = VhostUserListener.listenPath(options.socketPath, onConnection, listenOpts);

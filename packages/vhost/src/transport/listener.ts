@@ -72,6 +72,8 @@ export class Connection {
 export interface ListenerOptions {
   /** Keep accepting front-ends after one disconnects (default: stop, as virtiofsd exits). */
   reconnect?: boolean;
+  /** Called between bind and listen (ownership, mode): no front-end can connect before it is done. */
+  beforeListen?: (socketPath: string) => void;
 }
 
 /**
@@ -123,9 +125,15 @@ export class VhostUserListener {
     const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     try {
       bind(fd, addr);
+      options.beforeListen?.(abs);
       listen(fd, 1);
     } catch (e) {
       closeFds([fd, lockFd]);
+      try {
+        fs.unlinkSync(abs);
+      } catch {
+        // not bound
+      }
       throw e;
     }
     const l = new VhostUserListener(fd, abs, onConnection, options);
