@@ -13,7 +13,7 @@ mkdir "$work/share"
 echo from-host > "$work/share/host-made.txt"
 sock="$work/d.sock"
 case "$which" in
-  vfsd) node "$REPO/packages/cli/bin/vfsd" --socket-path "$sock" --shared-dir "$work/share" --log-level warn & ;;
+  vfsd) node "$REPO/packages/cli/bin/vfsd" --socket-path "$sock" --shared-dir "$work/share" --xattr --log-level warn & ;;
   virtiofsd) /usr/lib/qemu/virtiofsd --socket-path="$sock" -o source="$work/share" -o cache=none -o posix_lock -o xattr & ;;
   *) echo "usage: $0 vfsd|virtiofsd" >&2; exit 2 ;;
 esac

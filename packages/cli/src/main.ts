@@ -4,14 +4,11 @@ import { FuseOpcode, Inspection, VirtioFsDevice, type RequestLogEntry } from '@v
 import { PassthroughFs } from '@vfsd/passthrough';
 import { serve, type Server } from '@vfsd/vhost';
 import { createLogger, vhostLogger } from './logger';
-import { CAPABILITIES, CacheMode, Options, UsageError, parseOptions } from './options';
+import { CAPABILITIES, Options, UsageError, parseOptions } from './options';
 import { raiseNofileLimit } from './sys/rlimit';
 import { applySocketGroup, groupId } from './sys/socket-group';
 import { runTry } from './try';
 import { startInspector, type InspectorHandle } from './inspector';
-
-/** Entry and attribute validity per cache mode (seconds), as the Rust virtiofsd. */
-const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86400, auto: 1, always: 86400 };
 
 function requestLine(e: RequestLogEntry): string {
   const op = e.opcode === null ? 'UNDECODED' : (FuseOpcode[e.opcode] ?? `OPCODE_${e.opcode}`);
@@ -82,7 +79,9 @@ export async function run(argv: string[]): Promise<number> {
           fs: new PassthroughFs({
             sharedDir: o.sharedDir,
             threadPoolSize: o.threadPoolSize,
-            timeoutSeconds: CACHE_TIMEOUT[o.cache],
+            cache: o.cache,
+            xattr: o.xattr,
+            readonly: o.readonly,
             pool: inspector ? { inspect: inspector.poolInspect } : undefined,
           }),
           requestQueues: o.requestQueues,

@@ -216,10 +216,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   };
   // Parsed and validated now; served by the passthrough as it gains them (see README's status).
   if (opts.writeback) opts.notYetImplemented.push('--writeback');
-  if (opts.xattr) opts.notYetImplemented.push('--xattr');
   if (opts.posixAcl) opts.notYetImplemented.push('--posix-acl');
-  // --readonly holds today because the passthrough serves no operation that changes the share;
-  // the passthrough issue gates every such operation on it.
   if (opts.announceSubmounts) opts.notYetImplemented.push('--announce-submounts');
   if (opts.inodeFileHandles !== 'never') opts.notYetImplemented.push(`--inode-file-handles ${opts.inodeFileHandles}`);
   if (opts.syslog) throw new UsageError('--syslog is not supported yet; logs go to stderr');

@@ -129,7 +129,7 @@ test('an interrupted F_SETLKW answers EINTR and frees its worker', async () => {
 
 test('stopping with drain (SIGTERM): requests in flight finish, a waiting SETLKW is answered EINTR, then the daemon stops', async () => {
   const r = rig(0);
-  const { c, nodeid } = await r.connect();
+  const { fe, c, nodeid } = await r.connect();
   await c.setlk(nodeid, 1n, WHOLE, false);
   const blocked = c.setlk(nodeid, 2n, WHOLE, true);
   await tick(30);
@@ -138,5 +138,6 @@ test('stopping with drain (SIGTERM): requests in flight finish, a waiting SETLKW
   expect(Date.now() - t0).toBeLessThan(2000);
   expect((await blocked).error).toBe(-EINTR);
   expect(r.devices[0].liveRequests).toBe(0);
+  fe.close();
   await r.stop();
 });

@@ -7,12 +7,57 @@ import * as fs from 'node:fs';
 import {
   EISDIR,
   EINVAL,
+  ENOSYS,
+  EPERM,
+  EROFS,
+  FATTR_FH,
+  FATTR_GID,
+  FATTR_UID,
+  FOPEN_CACHE_DIR,
+  FOPEN_DIRECT_IO,
+  FOPEN_KEEP_CACHE,
+  FUSE_ATOMIC_O_TRUNC,
+  FUSE_AUTO_INVAL_DATA,
+  FUSE_CACHE_SYMLINKS,
+  FUSE_DONT_MASK,
+  FUSE_DO_READDIRPLUS,
+  FUSE_EXPORT_SUPPORT,
   FUSE_FLOCK_LOCKS,
+  FUSE_FSYNC_FDATASYNC,
   FUSE_LK_FLOCK,
+  FUSE_PARALLEL_DIROPS,
   FUSE_POSIX_LOCKS,
+  FUSE_READDIRPLUS_AUTO,
   FUSE_RELEASE_FLOCK_UNLOCK,
+  FUSE_ROOT_ID,
   FsError,
   splitInitFlags,
+  type AccessRequest,
+  type CopyFileRangeRequest,
+  type CreateRequest,
+  type DirEntry,
+  type FallocateRequest,
+  type FsyncRequest,
+  type FuseKstatfs,
+  type GetxattrRequest,
+  type LinkRequest,
+  type ListxattrRequest,
+  type LseekRequest,
+  type MkdirRequest,
+  type MknodRequest,
+  type ReadRequest,
+  type ReadlinkRequest,
+  type RemovexattrRequest,
+  type Rename2Request,
+  type RenameRequest,
+  type SetattrRequest,
+  type SetxattrRequest,
+  type StatfsRequest,
+  type SymlinkRequest,
+  type SyncfsRequest,
+  type TmpfileRequest,
+  type UnlinkRequest,
+  type WriteRequest,
   type BatchForgetRequest,
   type FileSystem,
   type FlushRequest,
@@ -35,7 +80,10 @@ import { timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable } from './inode-table';
 import { LockTable } from './locks';
-import { checkName } from './name';
+import { checkName, checkLookupName, isDotDot } from './name';
+import type { InodeEntry } from './inode-table';
+import type { HandleEntry } from './handle-table';
+import type { Op, OpKind, OpResult } from './pool/ops';
 import { WorkerPool, type ShutdownReport, type SubmitOptions, type WorkerPoolOptions } from './pool/worker-pool';
 import {
   O_ACCMODE,
@@ -47,10 +95,15 @@ import {
   O_NOFOLLOW,
   O_NONBLOCK,
   O_PATH,
+  O_RDONLY,
+  O_TRUNC,
   S_IFDIR,
   S_IFIFO,
+  S_IFMT,
+  S_IFLNK,
+  AT_REMOVEDIR,
 } from './sys/constants';
-import { fstatRecord } from './sys/stat';
+import { fstatRecord, type StatRecord } from './sys/stat';
 
 export interface PassthroughOptions {
   /** The host directory shared with the guest (it becomes nodeid 1). */
@@ -65,10 +118,48 @@ export interface PassthroughOptions {
   posixLocks?: boolean;
   /** Offer FUSE_FLOCK_LOCKS (default true). */
   flockLocks?: boolean;
+  /**
+   * Guest caching, as virtiofsd's --cache: 'never' opens files with FOPEN_DIRECT_IO (and offers no
+   * READDIRPLUS), 'always' with FOPEN_KEEP_CACHE (directories with FOPEN_CACHE_DIR). Default 'auto'.
+   * timeoutSeconds, when given, overrides the mode's entry/attribute timeout.
+   */
+  cache?: CacheMode;
+  /** Serve SETXATTR/GETXATTR/LISTXATTR/REMOVEXATTR (default false: ENOSYS, as virtiofsd). */
+  xattr?: boolean;
+  /** Refuse every change to the shared directory with EROFS (default false). */
+  readonly?: boolean;
+}
+
+export type CacheMode = 'never' | 'metadata' | 'auto' | 'always';
+
+/** Entry and attribute validity per cache mode (seconds), as the Rust virtiofsd. */
+export const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86400, auto: 1, always: 86400 };
+
+/** Reads and writes at least this big go to a worker whatever the queue depth (with a pool). */
+const BIG_IO = 128 * 1024;
+/** The most copy_file_range moves in one call (as Linux's MAX_RW_COUNT). */
+const MAX_RW = 0x7ffff000;
+const W_OK = 2;
+const RENAME_FLAGS = 1 | 2 | 4; // NOREPLACE | EXCHANGE | WHITEOUT
+
+/** The READDIRPLUS entry of '.' and '..': nodeid 0, which the kernel skips (no lookup counted). */
+function noEntry(ino: bigint, type: number): FuseEntryOut {
+  return {
+    nodeid: 0n,
+    generation: 0n,
+    entry_valid: 0n,
+    entry_valid_nsec: 0,
+    attr_valid: 0n,
+    attr_valid_nsec: 0,
+    attr: { ino, size: 0n, blocks: 0n, atime: 0n, mtime: 0n, ctime: 0n, atimensec: 0, mtimensec: 0, ctimensec: 0, mode: type << 12, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0, flags: 0 },
+  };
 }
 
 // Flags of OPEN that only make sense when creating, or that would break reopening through /proc.
-const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW;
+// O_DIRECT too, as the Rust virtiofsd without --allow-direct-io: our buffers are not block-aligned, and
+// the guest's page cache is what cache=never bypasses (FOPEN_DIRECT_IO), not the host's.
+const O_DIRECT = 0o40000;
+const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT;
 
 function closeQuietly(fd: number): void {
   try {
@@ -86,6 +177,12 @@ export class PassthroughFs implements FileSystem {
   private readonly entryTimeout: Timeout;
   private readonly attrTimeout: Timeout;
   private readonly initFlags: bigint;
+  private readonly cache: CacheMode;
+  private readonly xattr: boolean;
+  private readonly readonly: boolean;
+  /** Root: new inodes get the caller's uid/gid (the guest kernel checks permissions itself). */
+  private readonly asRoot: boolean;
+  private readonly egid: number;
   private closed = false;
   /**
    * Requests inside a method that may call the pool's regular lane (waiting lock requests excluded):
@@ -95,10 +192,27 @@ export class PassthroughFs implements FileSystem {
 
   constructor(options: PassthroughOptions) {
     this.pool = new WorkerPool({ ...options.pool, threadPoolSize: options.threadPoolSize ?? 0 });
-    const t = timeout(options.timeoutSeconds ?? 1);
+    this.cache = options.cache ?? 'auto';
+    this.xattr = options.xattr ?? false;
+    this.readonly = options.readonly ?? false;
+    const t = timeout(options.timeoutSeconds ?? CACHE_TIMEOUT[this.cache]);
     this.entryTimeout = t;
     this.attrTimeout = t;
-    this.initFlags = (options.posixLocks ?? true ? FUSE_POSIX_LOCKS : 0n) | (options.flockLocks ?? true ? FUSE_FLOCK_LOCKS : 0n);
+    let flags = (options.posixLocks ?? true ? FUSE_POSIX_LOCKS : 0n) | (options.flockLocks ?? true ? FUSE_FLOCK_LOCKS : 0n);
+    // What the methods below really do: O_TRUNC honoured on OPEN, LOOKUP of '.' and '..', the umask
+    // applied here (DONT_MASK), no shared state between directory operations.
+    flags |= FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_AUTO_INVAL_DATA | FUSE_PARALLEL_DIROPS;
+    if (this.cache !== 'never') flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_CACHE_SYMLINKS;
+    this.initFlags = flags;
+    this.asRoot = typeof process.geteuid === 'function' && process.geteuid() === 0;
+    this.egid = typeof process.getegid === 'function' ? process.getegid() : 0;
+    // Modes come from the guest with its umask applied here (DONT_MASK): the process's own must not
+    // mask them again (virtiofsd does the same). Worker threads cannot change it: then it stays.
+    try {
+      process.umask(0);
+    } catch {
+      // not the main thread
+    }
     // Synchronous at start-up: the shared directory must exist before the first request.
     const rootFd = fs.openSync(options.sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     // O_PATH fds close instantly: close them on the spot. Open files may flush (NFS): via the pool.
@@ -113,12 +227,14 @@ export class PassthroughFs implements FileSystem {
   }
 
   async lookup(ctx: RequestContext, req: LookupRequest): Promise<FuseEntryOut> {
-    checkName(req.name);
+    checkLookupName(req.name);
     const parent = this.inodes.pin(req.header.nodeid);
+    // '..' of the root is the root itself: never the host directory above it.
+    const name = isDotDot(req.name) && parent.nodeid === FUSE_ROOT_ID ? Buffer.from('.') : req.name;
     let found;
     this.active++;
     try {
-      found = await this.pool.submit({ kind: 'lookupAt', dirFd: parent.handle.fd, name: req.name }, this.submitOptions(ctx));
+      found = await this.pool.submit({ kind: 'lookupAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx));
     } finally {
       this.active--;
       parent.handle.unpin();
@@ -156,6 +272,7 @@ export class PassthroughFs implements FileSystem {
     this.active++;
     try {
       if (inode.type === S_IFDIR && (req.arg.flags & O_ACCMODE) !== 0) throw new FsError(EISDIR);
+      if (this.readonly && ((req.arg.flags & O_ACCMODE) !== 0 || (req.arg.flags & O_TRUNC) !== 0)) throw new FsError(EROFS);
       const flags = req.arg.flags & ~OPEN_FLAGS_DROPPED;
       // Opening a FIFO without O_NONBLOCK waits for a peer, possibly forever: the waiter lane.
       const mayBlock = inode.type === S_IFIFO && (flags & O_NONBLOCK) === 0;
@@ -166,7 +283,7 @@ export class PassthroughFs implements FileSystem {
         closeQuietly(fd);
         throw new FsError(EINVAL, 'shut down');
       }
-      return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags: 0 };
+      return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags: this.fileOpenFlags() };
     } finally {
       this.active--;
       inode.handle.unpin();
@@ -218,6 +335,363 @@ export class PassthroughFs implements FileSystem {
       if (counted) this.active--;
       inode.handle.unpin();
     }
+  }
+
+  // ---- directories ----
+
+  async opendir(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Promise<FuseOpenOut> {
+    return this.withInode(req.header.nodeid, async (inode) => {
+      const fd = await this.run(ctx, { kind: 'reopen', fd: inode.handle.fd, flags: O_RDONLY | O_DIRECTORY });
+      if (this.closed) {
+        closeQuietly(fd);
+        throw new FsError(EINVAL, 'shut down');
+      }
+      const open_flags = this.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0;
+      return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags };
+    });
+  }
+
+  /**
+   * Entries from the host directory's cookie req.arg.offset on, as many as fit req.arg.size (the server
+   * packs them with the same record sizes): with READDIRPLUS only those are looked up, so each one the
+   * kernel receives counts as exactly one lookup. '.' and '..' come with nodeid 0 (the kernel skips them).
+   */
+  async readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Promise<DirEntry[]> {
+    return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
+      const raw = await this.run(ctx, { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus });
+      if (this.closed) {
+        for (const e of raw) if (e.fd !== undefined) closeQuietly(e.fd);
+        throw new FsError(EINVAL, 'shut down');
+      }
+      return raw.map((e) => {
+        const name = Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength);
+        const d: DirEntry = { ino: e.ino, off: e.off, type: e.type, name };
+        if (plus) {
+          if (e.fd !== undefined && e.stat) {
+            const inode = this.inodes.addLookup(e.fd, e.stat);
+            d.entry = toEntryOut(inode.nodeid, e.stat, this.entryTimeout, this.attrTimeout);
+          } else {
+            d.entry = noEntry(e.ino, e.type);
+          }
+        }
+        return d;
+      });
+    });
+  }
+
+  async releasedir(_ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): Promise<void> {
+    this.handles.remove(req.arg.fh, req.header.nodeid);
+  }
+
+  async fsyncdir(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNCDIR>): Promise<void> {
+    await this.fsyncHandle(ctx, req);
+  }
+
+  // ---- file data ----
+
+  async create(ctx: RequestContext, req: CreateRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
+    checkName(req.name);
+    this.checkWritable();
+    return this.withInode(req.header.nodeid, async (parent) => {
+      const flags = req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT);
+      const mode = req.arg.mode & ~req.arg.umask & 0o7777;
+      const made = await this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, mode });
+      return this.addCreated(ctx, made);
+    });
+  }
+
+  async tmpfile(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
+    this.checkWritable();
+    return this.withInode(req.header.nodeid, async (parent) => {
+      const flags = req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT);
+      const mode = req.arg.mode & ~req.arg.umask & 0o7777;
+      const made = await this.run(ctx, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, mode });
+      return this.addCreated(ctx, made);
+    });
+  }
+
+  async read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array> {
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
+      this.run(ctx, { kind: 'read', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size }, req.arg.size >= BIG_IO),
+    );
+  }
+
+  async write(ctx: RequestContext, req: WriteRequest): Promise<number> {
+    this.checkWritable();
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
+      this.run(ctx, { kind: 'write', fd: h.file.fd, offset: req.arg.offset, data: req.data }, req.data.length >= BIG_IO),
+    );
+  }
+
+  async fsync(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNC>): Promise<void> {
+    await this.fsyncHandle(ctx, req);
+  }
+
+  async fallocate(ctx: RequestContext, req: FallocateRequest): Promise<void> {
+    this.checkWritable();
+    await this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
+      this.run(ctx, { kind: 'fallocate', fd: h.file.fd, mode: req.arg.mode, offset: req.arg.offset, length: req.arg.length }, true),
+    );
+  }
+
+  async lseek(ctx: RequestContext, req: LseekRequest): Promise<bigint> {
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
+      this.run(ctx, { kind: 'lseek', fd: h.file.fd, offset: req.arg.offset, whence: req.arg.whence }),
+    );
+  }
+
+  async copyFileRange(ctx: RequestContext, req: CopyFileRangeRequest): Promise<number> {
+    this.checkWritable();
+    const a = req.arg;
+    if (a.flags !== 0n) throw new FsError(EINVAL, 'copy_file_range flags');
+    return this.withHandle(a.fh_in, req.header.nodeid, (hin) =>
+      this.withHandle(a.fh_out, a.nodeid_out, (hout) =>
+        this.run(
+          ctx,
+          { kind: 'copyFileRange', fdIn: hin.file.fd, offIn: a.off_in, fdOut: hout.file.fd, offOut: a.off_out, len: Number(a.len > BigInt(MAX_RW) ? BigInt(MAX_RW) : a.len), flags: 0 },
+          true,
+        ),
+      ),
+    );
+  }
+
+  async syncfs(ctx: RequestContext, req: SyncfsRequest): Promise<void> {
+    await this.withInode(req.header.nodeid, (inode) => this.run(ctx, { kind: 'syncfs', fd: inode.handle.fd }, true));
+  }
+
+  // ---- namespace ----
+
+  async mkdir(ctx: RequestContext, req: MkdirRequest): Promise<FuseEntryOut> {
+    checkName(req.name);
+    this.checkWritable();
+    const mode = req.arg.mode & ~req.arg.umask & 0o7777;
+    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mkdirAt', dirFd, name: req.name, mode }));
+  }
+
+  async mknod(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOut> {
+    checkName(req.name);
+    this.checkWritable();
+    const mode = (req.arg.mode & S_IFMT) | (req.arg.mode & ~req.arg.umask & 0o7777);
+    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mknodAt', dirFd, name: req.name, mode, rdev: req.arg.rdev }));
+  }
+
+  async symlink(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOut> {
+    checkName(req.name);
+    this.checkWritable();
+    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'symlinkAt', dirFd, name: req.name, target: req.linkname }));
+  }
+
+  async link(ctx: RequestContext, req: LinkRequest): Promise<FuseEntryOut> {
+    checkName(req.newname);
+    this.checkWritable();
+    return this.withInode(req.arg.oldnodeid, async (inode) => {
+      if (inode.type === S_IFDIR) throw new FsError(EPERM, 'link of a directory');
+      const found = await this.withInode(req.header.nodeid, (dir) =>
+        this.run(ctx, { kind: 'linkAt', fd: inode.handle.fd, newDir: dir.handle.fd, newName: req.newname }),
+      );
+      return this.addEntry(found);
+    });
+  }
+
+  async readlink(ctx: RequestContext, req: ReadlinkRequest): Promise<Buffer> {
+    const target = await this.withInode(req.header.nodeid, (inode) => {
+      // readlink(2) of anything but a symlink is EINVAL (readlinkat with "" would say ENOENT).
+      if (inode.type !== S_IFLNK) throw new FsError(EINVAL, 'not a symlink');
+      return this.run(ctx, { kind: 'readlink', fd: inode.handle.fd });
+    });
+    return Buffer.from(target.buffer, target.byteOffset, target.byteLength);
+  }
+
+  async unlink(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Promise<void> {
+    checkName(req.name);
+    this.checkWritable();
+    await this.withInode(req.header.nodeid, (dir) => this.run(ctx, { kind: 'unlinkAt', dirFd: dir.handle.fd, name: req.name, flags: 0 }));
+  }
+
+  async rmdir(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_RMDIR>): Promise<void> {
+    checkName(req.name);
+    this.checkWritable();
+    await this.withInode(req.header.nodeid, (dir) => this.run(ctx, { kind: 'unlinkAt', dirFd: dir.handle.fd, name: req.name, flags: AT_REMOVEDIR }));
+  }
+
+  async rename(ctx: RequestContext, req: RenameRequest | Rename2Request): Promise<void> {
+    checkName(req.oldname);
+    checkName(req.newname);
+    this.checkWritable();
+    const flags = 'flags' in req.arg ? req.arg.flags : 0;
+    if ((flags & ~RENAME_FLAGS) !== 0) throw new FsError(EINVAL, 'rename flags');
+    await this.withInode(req.header.nodeid, (from) =>
+      this.withInode(req.arg.newdir, (to) =>
+        this.run(ctx, { kind: 'renameAt', oldDir: from.handle.fd, oldName: req.oldname, newDir: to.handle.fd, newName: req.newname, flags }),
+      ),
+    );
+  }
+
+  async setattr(ctx: RequestContext, req: SetattrRequest): Promise<FuseAttrOut> {
+    this.checkWritable();
+    const a = req.arg;
+    const st = await this.withInode(req.header.nodeid, (inode) => {
+      const op = (fd: number) =>
+        this.run(ctx, {
+          kind: 'setattr',
+          pathFd: inode.handle.fd,
+          fd,
+          valid: a.valid,
+          mode: a.mode,
+          uid: a.uid,
+          gid: a.gid,
+          size: a.size,
+          atime: a.atime,
+          atimensec: a.atimensec,
+          mtime: a.mtime,
+          mtimensec: a.mtimensec,
+        });
+      return (a.valid & FATTR_FH) !== 0 ? this.withHandle(a.fh, inode.nodeid, (h) => op(h.file.fd)) : op(-1);
+    });
+    return toAttrOut(st, this.attrTimeout);
+  }
+
+  async statfs(ctx: RequestContext, req: StatfsRequest): Promise<FuseKstatfs> {
+    const st = await this.withInode(req.header.nodeid, (inode) => this.run(ctx, { kind: 'statfs', fd: inode.handle.fd }));
+    return { ...st } as FuseKstatfs;
+  }
+
+  async access(ctx: RequestContext, req: AccessRequest): Promise<void> {
+    if (this.readonly && (req.arg.mask & W_OK) !== 0) throw new FsError(EROFS);
+    await this.withInode(req.header.nodeid, (inode) => this.run(ctx, { kind: 'access', fd: inode.handle.fd, mask: req.arg.mask }));
+  }
+
+  // ---- extended attributes (only with the xattr option; else ENOSYS, and the guest stops asking) ----
+
+  async setxattr(ctx: RequestContext, req: SetxattrRequest): Promise<void> {
+    this.checkXattr();
+    this.checkWritable();
+    await this.withInode(req.header.nodeid, (inode) =>
+      this.run(ctx, { kind: 'setxattr', fd: inode.handle.fd, name: req.name, value: req.value, flags: req.arg.flags }),
+    );
+  }
+
+  async getxattr(ctx: RequestContext, req: GetxattrRequest): Promise<Buffer> {
+    this.checkXattr();
+    const v = await this.withInode(req.header.nodeid, (inode) => this.run(ctx, { kind: 'getxattr', fd: inode.handle.fd, name: req.name }));
+    return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  }
+
+  async listxattr(ctx: RequestContext, req: ListxattrRequest): Promise<Buffer> {
+    this.checkXattr();
+    const v = await this.withInode(req.header.nodeid, (inode) => this.run(ctx, { kind: 'listxattr', fd: inode.handle.fd }));
+    return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  }
+
+  async removexattr(ctx: RequestContext, req: RemovexattrRequest): Promise<void> {
+    this.checkXattr();
+    this.checkWritable();
+    await this.withInode(req.header.nodeid, (inode) => this.run(ctx, { kind: 'removexattr', fd: inode.handle.fd, name: req.name }));
+  }
+
+  // ---- helpers ----
+
+  private checkWritable(): void {
+    if (this.readonly) throw new FsError(EROFS);
+  }
+
+  private checkXattr(): void {
+    if (!this.xattr) throw new FsError(ENOSYS);
+  }
+
+  private fileOpenFlags(): number {
+    return this.cache === 'never' ? FOPEN_DIRECT_IO : this.cache === 'always' ? FOPEN_KEEP_CACHE : 0;
+  }
+
+  /**
+   * Runs one op for a request, counted in the depth that decides inline or worker; `offMain` sends it
+   * to a worker whatever the depth (calls that may wait for the disk: fsync, big reads...).
+   */
+  private async run<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false): Promise<OpResult<K>> {
+    this.active++;
+    try {
+      const options = this.submitOptions(ctx);
+      if (offMain) options.depth = Number.MAX_SAFE_INTEGER;
+      return await this.pool.submit(op, options);
+    } finally {
+      this.active--;
+    }
+  }
+
+  private async withInode<T>(nodeid: bigint, fn: (inode: InodeEntry) => Promise<T>): Promise<T> {
+    const inode = this.inodes.pin(nodeid);
+    try {
+      return await fn(inode);
+    } finally {
+      inode.handle.unpin();
+    }
+  }
+
+  private async withHandle<T>(fh: bigint, nodeid: bigint, fn: (h: HandleEntry) => Promise<T>): Promise<T> {
+    const h = this.handles.pin(fh, nodeid);
+    try {
+      return await fn(h);
+    } finally {
+      h.file.unpin();
+    }
+  }
+
+  private async fsyncHandle(ctx: RequestContext, req: FsyncRequest): Promise<void> {
+    const datasync = (req.arg.fsync_flags & FUSE_FSYNC_FDATASYNC) !== 0;
+    await this.withHandle(req.arg.fh, req.header.nodeid, (h) => this.run(ctx, { kind: 'fsync', fd: h.file.fd, datasync }, true));
+  }
+
+  /** A lookup result becomes a counted inode and its entry. */
+  private addEntry(found: { fd: number; stat: StatRecord }): FuseEntryOut {
+    if (this.closed) {
+      closeQuietly(found.fd);
+      throw new FsError(EINVAL, 'shut down');
+    }
+    const entry = this.inodes.addLookup(found.fd, found.stat);
+    return toEntryOut(entry.nodeid, found.stat, this.entryTimeout, this.attrTimeout);
+  }
+
+  /** mkdir/mknod/symlink: create, give it to the caller (as root), count the lookup. */
+  private async makeEntry(ctx: RequestContext, parent: bigint, op: (dirFd: number) => Op<'mkdirAt' | 'mknodAt' | 'symlinkAt'>): Promise<FuseEntryOut> {
+    const found = await this.withInode(parent, (dir) => this.run(ctx, op(dir.handle.fd)));
+    try {
+      found.stat = await this.giveToCaller(ctx, found.fd, found.stat);
+    } catch (err) {
+      closeQuietly(found.fd);
+      throw err;
+    }
+    return this.addEntry(found);
+  }
+
+  private async addCreated(ctx: RequestContext, made: { fd: number; pathFd: number; stat: StatRecord }): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
+    try {
+      made.stat = await this.giveToCaller(ctx, made.pathFd, made.stat);
+    } catch (err) {
+      closeQuietly(made.fd);
+      closeQuietly(made.pathFd);
+      throw err;
+    }
+    if (this.closed) {
+      closeQuietly(made.fd);
+      closeQuietly(made.pathFd);
+      throw new FsError(EINVAL, 'shut down');
+    }
+    const inode = this.inodes.addLookup(made.pathFd, made.stat);
+    const entry = toEntryOut(inode.nodeid, made.stat, this.entryTimeout, this.attrTimeout);
+    return { entry, open: { fh: this.handles.add(inode.nodeid, made.fd).fh, open_flags: this.fileOpenFlags() } };
+  }
+
+  /**
+   * Running as root, a new inode belongs to root: hand it to the requesting uid/gid, as virtiofsd's
+   * per-request fsuid/fsgid would have created it (a group inherited from a setgid directory stays).
+   */
+  private async giveToCaller(ctx: RequestContext, pathFd: number, stat: StatRecord): Promise<StatRecord> {
+    if (!this.asRoot) return stat;
+    const uid = ctx.uid !== stat.uid ? ctx.uid : -1;
+    const gid = ctx.gid !== stat.gid && stat.gid === this.egid ? ctx.gid : -1;
+    if (uid === -1 && gid === -1) return stat;
+    const valid = (uid !== -1 ? FATTR_UID : 0) | (gid !== -1 ? FATTR_GID : 0);
+    return this.run(ctx, { kind: 'setattr', pathFd, fd: -1, valid, mode: 0, uid, gid, size: 0n, atime: 0n, atimensec: 0, mtime: 0n, mtimensec: 0 });
   }
 
   /** Cancels blocked calls, stops the pool's threads, closes every fd. Never hangs. */

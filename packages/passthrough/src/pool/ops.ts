@@ -17,6 +17,93 @@ export interface OpTable {
   ofdLock: { req: { fd: number; cmd: number; lock: FlockRecord }; res: FlockRecord };
   /** flock(fd, operation). */
   flock: { req: { fd: number; operation: number }; res: undefined };
+
+  // ---- The operations below travel through a message port (see ring.ts, GENERIC), not slot words. ----
+
+  /**
+   * getdents64 from `offset` (a cookie from a previous entry, 0 at the start) until `size` bytes of
+   * fuse_dirent (or fuse_direntplus when `plus`) records are filled; with `plus` each entry but '.' and
+   * '..' is looked up (a new O_PATH fd and its stat). Entries that vanished before their lookup are left out.
+   */
+  readdir: { req: { fd: number; offset: bigint; size: number; plus: boolean }; res: ReaddirEntry[] };
+  /** openat(dirFd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode); plus an O_PATH fd of the new inode. */
+  create: { req: { dirFd: number; name: Uint8Array; flags: number; mode: number }; res: Created };
+  /** openat(dirFd, ".", O_TMPFILE | flags, mode); plus an O_PATH fd of the new inode. */
+  tmpfile: { req: { dirFd: number; flags: number; mode: number }; res: Created };
+  /** mkdirat / mknodat / symlinkat, then the lookup of the new name. */
+  mkdirAt: { req: { dirFd: number; name: Uint8Array; mode: number }; res: { fd: number; stat: StatRecord } };
+  mknodAt: { req: { dirFd: number; name: Uint8Array; mode: number; rdev: number }; res: { fd: number; stat: StatRecord } };
+  symlinkAt: { req: { dirFd: number; name: Uint8Array; target: Uint8Array }; res: { fd: number; stat: StatRecord } };
+  /** linkat of the inode behind fd to newDir/newName, then its lookup. */
+  linkAt: { req: { fd: number; newDir: number; newName: Uint8Array }; res: { fd: number; stat: StatRecord } };
+  /** readlinkat(fd, "") on an O_PATH fd of a symlink. */
+  readlink: { req: { fd: number }; res: Uint8Array };
+  unlinkAt: { req: { dirFd: number; name: Uint8Array; flags: number }; res: undefined };
+  renameAt: { req: { oldDir: number; oldName: Uint8Array; newDir: number; newName: Uint8Array; flags: number }; res: undefined };
+  /** Applies the SETATTR changes in order (mode, owner, size, times); resolves with the new stat. */
+  setattr: { req: SetattrOp; res: StatRecord };
+  read: { req: { fd: number; offset: bigint; size: number }; res: Uint8Array };
+  write: { req: { fd: number; offset: bigint; data: Uint8Array }; res: number };
+  fsync: { req: { fd: number; datasync: boolean }; res: undefined };
+  fallocate: { req: { fd: number; mode: number; offset: bigint; length: bigint }; res: undefined };
+  lseek: { req: { fd: number; offset: bigint; whence: number }; res: bigint };
+  copyFileRange: { req: { fdIn: number; offIn: bigint; fdOut: number; offOut: bigint; len: number; flags: number }; res: number };
+  syncfs: { req: { fd: number }; res: undefined };
+  statfs: { req: { fd: number }; res: StatfsRecord };
+  /** faccessat on the inode behind an O_PATH fd. */
+  access: { req: { fd: number; mask: number }; res: undefined };
+  getxattr: { req: { fd: number; name: Uint8Array }; res: Uint8Array };
+  listxattr: { req: { fd: number }; res: Uint8Array };
+  setxattr: { req: { fd: number; name: Uint8Array; value: Uint8Array; flags: number }; res: undefined };
+  removexattr: { req: { fd: number; name: Uint8Array }; res: undefined };
+}
+
+export interface ReaddirEntry {
+  ino: bigint;
+  /** Cookie of the next entry. */
+  off: bigint;
+  /** DT_* */
+  type: number;
+  name: Uint8Array;
+  /** readdir with plus, entries other than '.' and '..': the looked-up inode. */
+  fd?: number;
+  stat?: StatRecord;
+}
+
+export interface Created {
+  /** The open file (the handle). */
+  fd: number;
+  /** An O_PATH fd of the same inode (the inode table's). */
+  pathFd: number;
+  stat: StatRecord;
+}
+
+export interface SetattrOp {
+  /** O_PATH fd of the inode. */
+  pathFd: number;
+  /** An open file of it (SETATTR with FATTR_FH), or -1. */
+  fd: number;
+  /** FATTR_* bits. */
+  valid: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: bigint;
+  atime: bigint;
+  atimensec: number;
+  mtime: bigint;
+  mtimensec: number;
+}
+
+export interface StatfsRecord {
+  blocks: bigint;
+  bfree: bigint;
+  bavail: bigint;
+  files: bigint;
+  ffree: bigint;
+  bsize: number;
+  namelen: number;
+  frsize: number;
 }
 
 export type OpKind = keyof OpTable;

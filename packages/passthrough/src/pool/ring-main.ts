@@ -1,10 +1,10 @@
 // Entry point of a regular pool worker: runs the slots of its Ring in order, synchronously, and sleeps
 // in Atomics.wait when there is nothing to run. It never returns to its event loop: everything it needs
 // is in shared memory; it only posts the "ready" message and doorbells.
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { gettid, ensureLibc } from '../sys/libc';
 import { unblockCancelSignal } from './cancel-signal';
-import type { CancelToken } from './ops';
+import type { CancelToken, Op, OpOutcome } from './ops';
 import {
   H_COMPLETED,
   H_DOORBELL,
@@ -22,6 +22,15 @@ export interface RingWorkerInit {
   slots: number;
   /** Wait this long (µs) for more work before sleeping; 0: sleep at once. */
   spinUs: number;
+  /** Carries GENERIC ops (main -> worker) and their outcomes (worker -> main), each with its seq. */
+  port: MessagePort;
+}
+
+/** A GENERIC op or outcome on the port. */
+export interface GenericMessage {
+  seq: number;
+  op?: Op;
+  outcome?: OpOutcome;
 }
 
 const port = parentPort;
@@ -49,6 +58,19 @@ function spinFor(next: number): boolean {
   return false;
 }
 
+/**
+ * The op of a GENERIC slot: messages come in slot order; those of slots the main thread took back
+ * before they ran (cancelled, stolen) are skipped.
+ */
+function receiveOp(seq: number): Op | undefined {
+  for (;;) {
+    const m = receiveMessageOnPort(init.port);
+    if (!m) return undefined;
+    const msg = m.message as GenericMessage;
+    if (msg.seq === seq && msg.op) return msg.op;
+  }
+}
+
 let next = 0; // count of slots passed (== H_COMPLETED)
 for (;;) {
   if (Atomics.load(h, H_STOP) === 1) break;
@@ -62,10 +84,13 @@ for (;;) {
   if (ring.claim(slot)) {
     const seq = ring.seqOf(slot);
     Atomics.store(h, H_RUNNING_SEQ, seq);
-    const op = ring.readOp(slot);
-    const outcome = runOp(op, token);
+    const compact = ring.readOp(slot);
+    const op = compact ?? receiveOp(seq);
+    const outcome: OpOutcome = op ? runOp(op, token) : { ok: false, errno: 5 };
     Atomics.store(h, H_RUNNING_SEQ, 0);
-    ring.writeOutcome(slot, op.kind, outcome);
+    // A GENERIC outcome is posted before the slot says DONE: the main thread reads it when it sees DONE.
+    if (!compact) init.port.postMessage({ seq, outcome } satisfies GenericMessage);
+    ring.writeOutcome(slot, op?.kind ?? 'close', outcome);
   }
   slot = slot + 1 === slots ? 0 : slot + 1;
   next = (next + 1) | 0;

@@ -5,7 +5,7 @@
 // sleeps) and a few loads to read the result; completions arrive as one doorbell message per drain,
 // however many jobs finished meanwhile. Nothing per job touches xstate unless the actor exists.
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import { kickThread } from './cancel-signal';
 import type { Job } from './job';
@@ -23,7 +23,8 @@ import {
   S_CANCELLED,
   S_STOLEN,
 } from './ring';
-import type { RingWorkerInit } from './ring-main';
+import type { GenericMessage, RingWorkerInit } from './ring-main';
+import type { OpOutcome } from './ops';
 
 const EIO = 5;
 const EINTR = 4;
@@ -52,6 +53,8 @@ export class RingWorker {
   private readonly slots: number;
   private readonly jobs: Array<Job | undefined>;
   private readonly thread: Worker;
+  /** Our end of the GENERIC ops' channel: never started, read only with receiveMessageOnPort. */
+  private readonly port: MessagePort;
   private readonly exitPromise: Promise<void>;
   /** Slots handed over (wrapping) and slots the worker passed and we drained. */
   private submitted = 0;
@@ -84,9 +87,12 @@ export class RingWorker {
     this.h = this.ring.i32;
     this.jobs = new Array<Job | undefined>(options.slots).fill(undefined);
     if (options.inspect) this.materialize();
-    const init: RingWorkerInit = { ring: this.ring.buffer, slots: options.slots, spinUs: options.spinUs };
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    this.port.unref();
+    const init: RingWorkerInit = { ring: this.ring.buffer, slots: options.slots, spinUs: options.spinUs, port: channel.port2 };
     // trackUnmanagedFds off: fds a worker opens belong to the process (inode and handle tables).
-    this.thread = new Worker(WORKER_SCRIPT, { workerData: init, trackUnmanagedFds: false });
+    this.thread = new Worker(WORKER_SCRIPT, { workerData: init, transferList: [channel.port2], trackUnmanagedFds: false });
     this.thread.on('message', (m: unknown) => {
       if (m === 0) this.drain();
       else this.onReady(m as { tid: number });
@@ -143,6 +149,7 @@ export class RingWorker {
   /** Hands a job to the thread. The caller checked `free > 0`. */
   push(job: Job): void {
     const slot = this.writeSlot;
+    if (!Ring.isCompact(job.op.kind)) this.port.postMessage({ seq: job.seq, op: job.op } satisfies GenericMessage);
     this.ring.write(slot, job.seq, job.op);
     this.jobs[slot] = job;
     job.slot = slot;
@@ -176,7 +183,7 @@ export class RingWorker {
       if (!job) continue; // cancelled or stolen before it ran: already settled or moved
       this.jobs[slot] = undefined;
       if (this.kickSeq === job.seq) this.stopKicking();
-      job.settle(this.ring.readOutcome(slot, job.op.kind));
+      job.settle(Ring.isCompact(job.op.kind) ? this.ring.readOutcome(slot, job.op.kind) : this.receiveOutcome(job.seq));
       settled++;
     }
     if (settled > 0) this.afterSettled(settled);
@@ -264,6 +271,16 @@ export class RingWorker {
   unref(): void {
     this.stopKicking();
     this.thread.unref();
+  }
+
+  /** The outcome the thread posted for a GENERIC job (before marking its slot DONE). */
+  private receiveOutcome(seq: number): OpOutcome {
+    for (;;) {
+      const m = receiveMessageOnPort(this.port);
+      if (!m) return { ok: false, errno: EIO };
+      const msg = m.message as GenericMessage;
+      if (msg.seq === seq && msg.outcome) return msg.outcome;
+    }
   }
 
   private afterSettled(n: number): void {

@@ -64,8 +64,15 @@ const Q_MTIME = 16;
 const Q_CTIME = 17;
 const NAME_OFFSET = 256; // bytes
 
-const KIND_CODES: Record<OpKind, number> = { fstat: 1, lookupAt: 2, reopen: 3, close: 4, flushFd: 5, ofdLock: 6, flock: 7 };
-const KINDS: OpKind[] = ['fstat', 'fstat', 'lookupAt', 'reopen', 'close', 'flushFd', 'ofdLock', 'flock'];
+type CompactKind = 'fstat' | 'lookupAt' | 'reopen' | 'close' | 'flushFd' | 'ofdLock' | 'flock';
+const KIND_CODES: Record<CompactKind, number> = { fstat: 1, lookupAt: 2, reopen: 3, close: 4, flushFd: 5, ofdLock: 6, flock: 7 };
+const KINDS: CompactKind[] = ['fstat', 'fstat', 'lookupAt', 'reopen', 'close', 'flushFd', 'ofdLock', 'flock'];
+/**
+ * Every other op (names, data, entry lists: variable sizes) is GENERIC: the slot only orders it and
+ * carries its state; the op and its outcome travel through the worker's MessagePort, posted before the
+ * slot is published and read synchronously with receiveMessageOnPort (see ring-worker.ts).
+ */
+export const K_GENERIC = 8;
 
 export class Ring {
   readonly i32: Int32Array;
@@ -93,12 +100,17 @@ export class Ring {
     return op.kind !== 'lookupAt' || op.name.length <= SLOT_NAME_MAX;
   }
 
+  /** Whether the op and its result are carried in the slot words (else GENERIC, by message). */
+  static isCompact(kind: OpKind): kind is CompactKind {
+    return kind in KIND_CODES;
+  }
+
   /** Writes op into slot (free or passed by the worker) and marks it QUEUED. Does not publish it. */
   write(slot: number, seq: number, op: Op): void {
     const w = this.base(slot);
     const i32 = this.i32;
     i32[w + W_SEQ] = seq;
-    i32[w + W_KIND] = KIND_CODES[op.kind];
+    i32[w + W_KIND] = Ring.isCompact(op.kind) ? KIND_CODES[op.kind] : K_GENERIC;
     i32[w + W_CANCEL] = 0;
     i32[w + W_ERRNO] = 0;
     switch (op.kind) {
@@ -130,6 +142,8 @@ export class Ring {
         i32[w + W_A] = op.fd;
         i32[w + W_B] = op.operation;
         break;
+      default:
+        break; // GENERIC: posted by the caller
     }
     Atomics.store(i32, w + W_STATE, S_QUEUED);
   }
@@ -202,9 +216,11 @@ export class Ring {
     return Atomics.load(this.i32, this.base(slot) + W_CANCEL) === 1;
   }
 
-  readOp(slot: number): Op {
+  /** The op in a slot; null for a GENERIC one (its op is in the worker's port). */
+  readOp(slot: number): Op | null {
     const w = this.base(slot);
     const i32 = this.i32;
+    if (i32[w + W_KIND] === K_GENERIC) return null;
     const kind = KINDS[i32[w + W_KIND]];
     switch (kind) {
       case 'fstat':

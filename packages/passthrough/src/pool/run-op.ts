@@ -1,11 +1,56 @@
 // Executes an Op synchronously in the calling thread: in a pool worker, or inline on the main thread.
 import * as fs from 'node:fs';
 import { check, errnoOf } from '../sys/errno';
-import { F_DUPFD_CLOEXEC, F_OFD_SETLKW, LOCK_NB, O_CLOEXEC, O_NOFOLLOW, O_PATH } from '../sys/constants';
+import {
+  AT_REMOVEDIR,
+  FATTR_ATIME,
+  FATTR_ATIME_NOW,
+  FATTR_GID,
+  FATTR_MODE,
+  FATTR_MTIME,
+  FATTR_MTIME_NOW,
+  FATTR_SIZE,
+  FATTR_UID,
+  F_DUPFD_CLOEXEC,
+  F_OFD_SETLKW,
+  LOCK_NB,
+  O_CLOEXEC,
+  O_CREAT,
+  O_NOFOLLOW,
+  O_PATH,
+  O_TMPFILE,
+  SEEK_SET,
+  UTIME_NOW,
+  UTIME_OMIT,
+} from '../sys/constants';
 import { decodeFlock, encodeFlock } from '../sys/flock-struct';
-import { fcntlInt, fcntlPtr, flock, openat } from '../sys/libc';
+import {
+  copyFileRange,
+  fallocate,
+  fchownEmpty,
+  fcntlInt,
+  fcntlPtr,
+  flock,
+  fstatfs,
+  getdents64,
+  getxattr,
+  linkFd,
+  listxattr,
+  lseek,
+  mkdirat,
+  mknodat,
+  openat,
+  readlinkEmpty,
+  removexattr,
+  renameat2,
+  setxattr,
+  symlinkat,
+  syncfs,
+  unlinkat,
+  utimensFd,
+} from '../sys/libc';
 import { fstatRecord } from '../sys/stat';
-import type { CancelToken, Op, OpKind, OpOutcome, OpResult } from './ops';
+import type { CancelToken, Created, Op, OpKind, OpOutcome, OpResult, ReaddirEntry, SetattrOp, StatfsRecord } from './ops';
 
 const EINTR = 4;
 
@@ -33,6 +78,162 @@ function lookupAt(dirFd: number, name: Uint8Array): OpResult<'lookupAt'> {
   }
 }
 
+const ENOENT = 2;
+const ERANGE = 34;
+const DOT = 0x2e;
+
+function procPath(fd: number): string {
+  return `/proc/self/fd/${fd}`;
+}
+
+/** An O_PATH fd of the inode behind an open fd (the magic link never goes through a path). */
+function pathFdOf(fd: number): number {
+  return fs.openSync(procPath(fd), O_PATH | O_CLOEXEC);
+}
+
+function created(fd: number): Created {
+  try {
+    const pathFd = pathFdOf(fd);
+    return { fd, pathFd, stat: fstatRecord(fd) };
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+function isDotOrDotDot(name: Uint8Array): boolean {
+  return name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT));
+}
+
+/** Size of one record in a READDIR (fuse_dirent) or READDIRPLUS (fuse_direntplus) reply. */
+export function direntRecordSize(nameLen: number, plus: boolean): number {
+  return ((plus ? 152 : 24) + nameLen + 7) & ~7;
+}
+
+const DIRENT_BUF = 32 * 1024;
+
+function readdir(fd: number, offset: bigint, size: number, plus: boolean): ReaddirEntry[] {
+  const out: ReaddirEntry[] = [];
+  const seek = lseek(fd, offset, SEEK_SET);
+  if (seek < 0n) check('lseek', Number(seek));
+  const buf = Buffer.allocUnsafe(DIRENT_BUF);
+  let used = 0;
+  for (;;) {
+    const n = check('getdents64', getdents64(fd, buf));
+    if (n === 0) return out;
+    for (let pos = 0; pos < n; ) {
+      const ino = buf.readBigUInt64LE(pos);
+      const off = buf.readBigInt64LE(pos + 8);
+      const reclen = buf.readUInt16LE(pos + 16);
+      const type = buf[pos + 18];
+      const nameEnd = buf.indexOf(0, pos + 19);
+      const name = Buffer.from(buf.subarray(pos + 19, nameEnd < 0 || nameEnd > pos + reclen ? pos + reclen : nameEnd));
+      pos += reclen;
+      const rec = direntRecordSize(name.length, plus);
+      if (used + rec > size) return out;
+      const entry: ReaddirEntry = { ino, off, type, name };
+      if (plus && !isDotOrDotDot(name)) {
+        try {
+          const found = lookupAt(fd, name);
+          entry.fd = found.fd;
+          entry.stat = found.stat;
+        } catch (err) {
+          // Removed since getdents: leave it out. Another failure ends the listing here (or fails it).
+          if (errnoOf(err) === ENOENT) continue;
+          if (out.length === 0) throw err;
+          return out;
+        }
+      }
+      out.push(entry);
+      used += rec;
+    }
+  }
+}
+
+function readAll(fd: number, offset: bigint, size: number): Uint8Array {
+  const buf = Buffer.allocUnsafe(size);
+  let done = 0;
+  let pos = Number(offset);
+  while (done < size) {
+    const n = fs.readSync(fd, buf, done, size - done, pos);
+    if (n === 0) break;
+    done += n;
+    pos += n;
+  }
+  return buf.subarray(0, done);
+}
+
+function writeAll(fd: number, offset: bigint, data: Uint8Array): number {
+  let done = 0;
+  let pos = Number(offset);
+  while (done < data.length) {
+    const n = fs.writeSync(fd, data, done, data.length - done, pos);
+    if (n === 0) break;
+    done += n;
+    pos += n;
+  }
+  return done;
+}
+
+function timespec(buf: Buffer, at: number, now: boolean, set: boolean, sec: bigint, nsec: number): void {
+  buf.writeBigInt64LE(set && !now ? sec : 0n, at);
+  buf.writeBigInt64LE(BigInt(now ? UTIME_NOW : set ? nsec : UTIME_OMIT), at + 8);
+}
+
+function setattr(op: SetattrOp) {
+  const v = op.valid;
+  const hasFd = op.fd >= 0;
+  if (v & FATTR_MODE) {
+    if (hasFd) fs.fchmodSync(op.fd, op.mode & 0o7777);
+    else fs.chmodSync(procPath(op.pathFd), op.mode & 0o7777);
+  }
+  if (v & (FATTR_UID | FATTR_GID)) {
+    check('fchownat', fchownEmpty(op.pathFd, v & FATTR_UID ? op.uid : -1, v & FATTR_GID ? op.gid : -1));
+  }
+  if (v & FATTR_SIZE) {
+    if (hasFd) fs.ftruncateSync(op.fd, Number(op.size));
+    else fs.truncateSync(procPath(op.pathFd), Number(op.size));
+  }
+  if (v & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW)) {
+    const times = Buffer.alloc(32);
+    timespec(times, 0, (v & FATTR_ATIME_NOW) !== 0, (v & FATTR_ATIME) !== 0, op.atime, op.atimensec);
+    timespec(times, 16, (v & FATTR_MTIME_NOW) !== 0, (v & FATTR_MTIME) !== 0, op.mtime, op.mtimensec);
+    check('utimensat', utimensFd(op.pathFd, times));
+  }
+  return fstatRecord(op.pathFd);
+}
+
+function statfs(fd: number): StatfsRecord {
+  const b = Buffer.alloc(120);
+  check('fstatfs', fstatfs(fd, b));
+  return {
+    bsize: Number(b.readBigInt64LE(8)),
+    blocks: b.readBigUInt64LE(16),
+    bfree: b.readBigUInt64LE(24),
+    bavail: b.readBigUInt64LE(32),
+    files: b.readBigUInt64LE(40),
+    ffree: b.readBigUInt64LE(48),
+    namelen: Number(b.readBigInt64LE(64)),
+    frsize: Number(b.readBigInt64LE(72)),
+  };
+}
+
+/** A size-then-fetch call (getxattr, listxattr), retried if the value grew in between. */
+function sized(syscall: string, fn: (buf: Buffer | null) => number): Uint8Array {
+  for (;;) {
+    const n = check(syscall, fn(null));
+    if (n === 0) return Buffer.alloc(0);
+    const buf = Buffer.allocUnsafe(n);
+    const r = fn(buf);
+    if (r === -ERANGE) continue;
+    return buf.subarray(0, check(syscall, r));
+  }
+}
+
+function bytes(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
 function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
   switch (op.kind) {
     case 'fstat':
@@ -55,6 +256,84 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
     }
     case 'flock':
       check('flock', interruptible(cancel, (op.operation & LOCK_NB) === 0, () => flock(op.fd, op.operation)));
+      return undefined;
+    case 'readdir':
+      return readdir(op.fd, op.offset, op.size, op.plus);
+    case 'create':
+      return created(check('openat', openat(op.dirFd, op.name, op.flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, op.mode)));
+    case 'tmpfile':
+      return created(check('openat', openat(op.dirFd, Buffer.from('.'), (op.flags & ~O_CREAT) | O_TMPFILE | O_CLOEXEC, op.mode)));
+    case 'mkdirAt':
+      check('mkdirat', mkdirat(op.dirFd, op.name, op.mode));
+      return lookupAt(op.dirFd, op.name);
+    case 'mknodAt':
+      check('mknodat', mknodat(op.dirFd, op.name, op.mode, op.rdev));
+      return lookupAt(op.dirFd, op.name);
+    case 'symlinkAt':
+      check('symlinkat', symlinkat(op.target, op.dirFd, op.name));
+      return lookupAt(op.dirFd, op.name);
+    case 'linkAt':
+      check('linkat', linkFd(op.fd, op.newDir, op.newName));
+      return lookupAt(op.newDir, op.newName);
+    case 'readlink': {
+      const buf = Buffer.allocUnsafe(4096);
+      return buf.subarray(0, check('readlinkat', readlinkEmpty(op.fd, buf)));
+    }
+    case 'unlinkAt':
+      check('unlinkat', unlinkat(op.dirFd, op.name, op.flags & AT_REMOVEDIR));
+      return undefined;
+    case 'renameAt':
+      check('renameat2', renameat2(op.oldDir, op.oldName, op.newDir, op.newName, op.flags));
+      return undefined;
+    case 'setattr':
+      return setattr(op);
+    case 'read':
+      return readAll(op.fd, op.offset, op.size);
+    case 'write':
+      return writeAll(op.fd, op.offset, op.data);
+    case 'fsync':
+      if (op.datasync) fs.fdatasyncSync(op.fd);
+      else fs.fsyncSync(op.fd);
+      return undefined;
+    case 'fallocate':
+      check('fallocate', fallocate(op.fd, op.mode, Number(op.offset), Number(op.length)));
+      return undefined;
+    case 'lseek': {
+      const r = lseek(op.fd, op.offset, op.whence);
+      if (r < 0n) check('lseek', Number(r));
+      return r;
+    }
+    case 'copyFileRange': {
+      const offIn = Buffer.alloc(8);
+      const offOut = Buffer.alloc(8);
+      offIn.writeBigInt64LE(op.offIn);
+      offOut.writeBigInt64LE(op.offOut);
+      return check('copy_file_range', copyFileRange(op.fdIn, offIn, op.fdOut, offOut, op.len, op.flags));
+    }
+    case 'syncfs': {
+      // syncfs refuses O_PATH fds: a real (read-only) open of the same inode.
+      const fd = fs.openSync(procPath(op.fd), O_CLOEXEC);
+      try {
+        check('syncfs', syncfs(fd));
+      } finally {
+        fs.closeSync(fd);
+      }
+      return undefined;
+    }
+    case 'statfs':
+      return statfs(op.fd);
+    case 'access':
+      fs.accessSync(procPath(op.fd), op.mask);
+      return undefined;
+    case 'getxattr':
+      return sized('getxattr', (b) => getxattr(procPath(op.fd), op.name, b));
+    case 'listxattr':
+      return sized('listxattr', (b) => listxattr(procPath(op.fd), b));
+    case 'setxattr':
+      check('setxattr', setxattr(procPath(op.fd), op.name, bytes(op.value), op.flags));
+      return undefined;
+    case 'removexattr':
+      check('removexattr', removexattr(procPath(op.fd), op.name));
       return undefined;
   }
 }

@@ -37,3 +37,27 @@ export const S_IFLNK = 0o120000;
 
 /** The kernel's OFFSET_MAX: a fuse_file_lock end meaning "to end of file". */
 export const OFFSET_MAX = 0x7fffffffffffffffn;
+
+export const O_TRUNC_FLAG = 0o1000;
+export const O_TMPFILE = 0o20000000 | 0o200000;
+export const AT_REMOVEDIR = 0x200;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+export const S_IFREG = 0o100000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFSOCK = 0o140000;
+
+// FATTR_* of fuse_setattr_in.valid (copied here: pool workers must not load @vfsd/core).
+export const FATTR_MODE = 1 << 0;
+export const FATTR_UID = 1 << 1;
+export const FATTR_GID = 1 << 2;
+export const FATTR_SIZE = 1 << 3;
+export const FATTR_ATIME = 1 << 4;
+export const FATTR_MTIME = 1 << 5;
+export const FATTR_FH = 1 << 6;
+export const FATTR_ATIME_NOW = 1 << 7;
+export const FATTR_MTIME_NOW = 1 << 8;
+
+export const UTIME_NOW = (1 << 30) - 1;
+export const UTIME_OMIT = (1 << 30) - 2;

@@ -16,6 +16,7 @@ export function ensureLibc(): void {
 }
 
 type Param = DataType.I32 | DataType.I64 | DataType.U8Array | DataType.String;
+const { I32, I64, U8Array } = DataType;
 
 interface ErrnoResult {
   value: number;
@@ -85,4 +86,103 @@ export function dlsymDefault(name: string): bigint {
   ensureLibc();
   const r = load({ library: LIB, funcName: 'dlsym', retType: DataType.BigInt, paramsType: [DataType.I64, DataType.String], paramsValue: [0, name] });
   return BigInt.asUintN(64, BigInt(r as unknown as bigint));
+}
+
+// ---- calls for the namespace and data operations (all return -errno on failure) ----
+
+/** A NUL-terminated path string (for /proc/self/fd/N and "" with AT_EMPTY_PATH). */
+function cPath(p: string): Buffer {
+  return cString(Buffer.from(p));
+}
+
+export function getdents64(fd: number, buf: Buffer): number {
+  return call('getdents64', I64, [I32, U8Array, I64], [fd, buf, buf.length]);
+}
+
+/** lseek with 64-bit offsets (directory cookies use all 63 bits): the new offset, or -errno. */
+export function lseek(fd: number, offset: bigint, whence: number): bigint {
+  ensureLibc();
+  const r = load({ library: LIB, funcName: 'lseek', retType: DataType.BigInt, paramsType: [I32, DataType.BigInt, I32], paramsValue: [fd, offset, whence], errno: true }) as unknown as { value: bigint; errnoCode: number };
+  return r.value < 0n ? BigInt(-r.errnoCode) : r.value;
+}
+
+export function mkdirat(dirFd: number, name: Uint8Array, mode: number): number {
+  return call('mkdirat', I32, [I32, U8Array, I32], [dirFd, cString(name), mode]);
+}
+
+export function mknodat(dirFd: number, name: Uint8Array, mode: number, dev: number): number {
+  return call('mknodat', I32, [I32, U8Array, I32, I64], [dirFd, cString(name), mode, dev]);
+}
+
+export function symlinkat(target: Uint8Array, dirFd: number, name: Uint8Array): number {
+  return call('symlinkat', I32, [U8Array, I32, U8Array], [cString(target), dirFd, cString(name)]);
+}
+
+/** readlinkat(fd, "", buf, size): the target of the symlink an O_PATH fd holds. */
+export function readlinkEmpty(fd: number, buf: Buffer): number {
+  return call('readlinkat', I64, [I32, U8Array, U8Array, I64], [fd, cPath(''), buf, buf.length]);
+}
+
+export function unlinkat(dirFd: number, name: Uint8Array, flags: number): number {
+  return call('unlinkat', I32, [I32, U8Array, I32], [dirFd, cString(name), flags]);
+}
+
+export function renameat2(oldDir: number, oldName: Uint8Array, newDir: number, newName: Uint8Array, flags: number): number {
+  return call('renameat2', I32, [I32, U8Array, I32, U8Array, I32], [oldDir, cString(oldName), newDir, cString(newName), flags]);
+}
+
+/** linkat(AT_FDCWD, "/proc/self/fd/N", newDir, newName, AT_SYMLINK_FOLLOW): links the inode behind fd. */
+export function linkFd(fd: number, newDir: number, newName: Uint8Array): number {
+  const AT_FDCWD = -100;
+  const AT_SYMLINK_FOLLOW = 0x400;
+  return call('linkat', I32, [I32, U8Array, I32, U8Array, I32], [AT_FDCWD, cPath(`/proc/self/fd/${fd}`), newDir, cString(newName), AT_SYMLINK_FOLLOW]);
+}
+
+/** fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW); -1 leaves an id unchanged. */
+export function fchownEmpty(fd: number, uid: number, gid: number): number {
+  return call('fchownat', I32, [I32, U8Array, I32, I32, I32], [fd, cPath(''), uid, gid, 0x1000 | 0x100]);
+}
+
+/** utimensat on the inode behind fd (through /proc/self/fd/N); times: 32 bytes (two timespecs). */
+export function utimensFd(fd: number, times: Buffer): number {
+  return call('utimensat', I32, [I32, U8Array, U8Array, I32], [-100, cPath(`/proc/self/fd/${fd}`), times, 0]);
+}
+
+export function fallocate(fd: number, mode: number, offset: number, len: number): number {
+  return call('fallocate', I32, [I32, I32, I64, I64], [fd, mode, offset, len]);
+}
+
+/** copy_file_range with explicit offsets (8-byte buffers, updated by the kernel). */
+export function copyFileRange(fdIn: number, offIn: Buffer, fdOut: number, offOut: Buffer, len: number, flags: number): number {
+  return call('copy_file_range', I64, [I32, U8Array, I32, U8Array, I64, I32], [fdIn, offIn, fdOut, offOut, len, flags]);
+}
+
+export function syncfs(fd: number): number {
+  return call('syncfs', I32, [I32], [fd]);
+}
+
+/** fstatfs into a 120-byte struct statfs (x86-64). */
+export function fstatfs(fd: number, buf: Buffer): number {
+  return call('fstatfs', I32, [I32, U8Array], [fd, buf]);
+}
+
+// xattrs by path (the inode behind /proc/self/fd/N: O_PATH fds refuse the f*xattr calls).
+export function getxattr(path: string, name: Uint8Array, buf: Buffer | null): number {
+  if (!buf) return call('getxattr', I64, [U8Array, U8Array, I64, I64], [cPath(path), cString(name), 0, 0]);
+  return call('getxattr', I64, [U8Array, U8Array, U8Array, I64], [cPath(path), cString(name), buf, buf.length]);
+}
+
+export function listxattr(path: string, buf: Buffer | null): number {
+  if (!buf) return call('listxattr', I64, [U8Array, I64, I64], [cPath(path), 0, 0]);
+  return call('listxattr', I64, [U8Array, U8Array, I64], [cPath(path), buf, buf.length]);
+}
+
+export function setxattr(path: string, name: Uint8Array, value: Uint8Array, flags: number): number {
+  // A zero-length U8Array is still a valid pointer for ffi-rs? Pass one byte and size 0 to be safe.
+  const v = value.length > 0 ? Buffer.from(value) : Buffer.alloc(1);
+  return call('setxattr', I32, [U8Array, U8Array, U8Array, I64, I32], [cPath(path), cString(name), v, value.length, flags]);
+}
+
+export function removexattr(path: string, name: Uint8Array): number {
+  return call('removexattr', I32, [U8Array, U8Array], [cPath(path), cString(name)]);
 }

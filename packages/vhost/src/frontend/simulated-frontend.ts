@@ -131,6 +131,8 @@ export class SimulatedFrontend {
     for (const m of this.pending) for (const p of m.values()) p.reject(err);
     for (const b of this.backlog) for (const q of b.splice(0)) q.reject(err);
     this.pending.forEach((m) => m.clear());
+    // The connection is gone: its eventfds are of no use (and would keep the event loop alive).
+    for (const w of this.callWatchers) w?.close();
     this.closedResolve();
   }
 
