@@ -30,6 +30,8 @@ check hardlink-unlink     sh -c 'echo k > k1 && ln k1 k2 && rm k1 && [ "$(cat k2
 check xattr               sh -c 'guestctl t1 setxattr user.k v && [ "$(guestctl t1 getxattr user.k)" = v ]'
 check mmap-write-read     sh -c 'echo x > mm && guestctl mm mmap-write mapped-text && [ "$(cat mm)" = mapped-text ] && [ "$(guestctl mm mmap-read 6)" = mapped ]'
 check posix-lock          sh -c 'guestctl t1 setlkw | grep acquired'
+# Two guest processes: the waiter's F_SETLKW returns only once the holder lets go.
+check lock-contention     sh -c 'echo l > lk && mkfifo lkctl && (guestctl lk hold < lkctl > held.out &) && exec 3>lkctl && sleep 0.3 && grep -q held held.out && (guestctl lk setlkw > waiter.out 3>&- &) && sleep 1 && [ ! -s waiter.out ] && exec 3>&- && sleep 1 && grep -q acquired waiter.out'
 check getlk-unlocked      sh -c '[ "$(guestctl t1 getlk)" = unlocked ]'
 check flock               sh -c 'guestctl t1 flock | grep flocked'
 echo "TOTAL $pass/$fail"
