@@ -48,16 +48,19 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFSOCK = 0o140000;
 
-// FATTR_* of fuse_setattr_in.valid (copied here: pool workers must not load @vfsd/core).
-export const FATTR_MODE = 1 << 0;
-export const FATTR_UID = 1 << 1;
-export const FATTR_GID = 1 << 2;
-export const FATTR_SIZE = 1 << 3;
-export const FATTR_ATIME = 1 << 4;
-export const FATTR_MTIME = 1 << 5;
-export const FATTR_FH = 1 << 6;
-export const FATTR_ATIME_NOW = 1 << 7;
-export const FATTR_MTIME_NOW = 1 << 8;
+// FATTR_* of fuse_setattr_in.valid, from the codec's dependency-free flags module (pool workers load
+// this file and must not pull in the rest of @vfsd/core).
+export {
+  FATTR_MODE,
+  FATTR_UID,
+  FATTR_GID,
+  FATTR_SIZE,
+  FATTR_ATIME,
+  FATTR_MTIME,
+  FATTR_FH,
+  FATTR_ATIME_NOW,
+  FATTR_MTIME_NOW,
+} from '@vfsd/core/dist/src/fuse/flags';
 
 export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;
