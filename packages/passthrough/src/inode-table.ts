@@ -63,6 +63,16 @@ export class InodeTable {
     return this.insert(this.nextId++, fd, stat, 1n);
   }
 
+  /**
+   * Records one kernel lookup of an inode already in the table, found by its stat alone (no new fd:
+   * what a LOOKUP at the open-file limit can still do). Undefined if the inode is not known.
+   */
+  addKnownLookup(stat: StatRecord): InodeEntry | undefined {
+    const known = this.byKey.get(inodeKey(stat));
+    if (known) known.lookups++;
+    return known;
+  }
+
   /** FORGET: drops n lookups; at zero the inode leaves the table and its fd closes (once unpinned). */
   forget(nodeid: bigint, n: bigint): InodeEntry | undefined {
     const entry = this.byId.get(nodeid);

@@ -7,12 +7,12 @@ import * as fs from 'node:fs';
 import {
   EISDIR,
   EINVAL,
+  EMFILE,
+  ENFILE,
   ENOSYS,
   EPERM,
   EROFS,
   FATTR_FH,
-  FATTR_GID,
-  FATTR_UID,
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
@@ -103,6 +103,7 @@ import {
   S_IFLNK,
   AT_REMOVEDIR,
 } from './sys/constants';
+import { CREDS_ENABLED, dropSupplementaryGroups, type Cred } from './sys/creds';
 import { fstatRecord, type StatRecord } from './sys/stat';
 
 export interface PassthroughOptions {
@@ -180,9 +181,11 @@ export class PassthroughFs implements FileSystem {
   private readonly cache: CacheMode;
   private readonly xattr: boolean;
   private readonly readonly: boolean;
-  /** Root: new inodes get the caller's uid/gid (the guest kernel checks permissions itself). */
+  /**
+   * Root: requests run with the caller's fsuid/fsgid (switched on the thread that runs each call, see
+   * sys/creds.ts), so the host checks permissions and new inodes belong to the caller, as virtiofsd.
+   */
   private readonly asRoot: boolean;
-  private readonly egid: number;
   private closed = false;
   /**
    * Requests inside a method that may call the pool's regular lane (waiting lock requests excluded):
@@ -204,8 +207,9 @@ export class PassthroughFs implements FileSystem {
     flags |= FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_AUTO_INVAL_DATA | FUSE_PARALLEL_DIROPS;
     if (this.cache !== 'never') flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_CACHE_SYMLINKS;
     this.initFlags = flags;
-    this.asRoot = typeof process.geteuid === 'function' && process.geteuid() === 0;
-    this.egid = typeof process.getegid === 'function' ? process.getegid() : 0;
+    this.asRoot = CREDS_ENABLED;
+    // As virtiofsd: no supplementary groups (the daemon's, root's, would otherwise apply to every caller).
+    dropSupplementaryGroups();
     // Modes come from the guest with its umask applied here (DONT_MASK): the process's own must not
     // mask them again (virtiofsd does the same). Worker threads cannot change it: then it stays.
     try {
@@ -234,7 +238,20 @@ export class PassthroughFs implements FileSystem {
     let found;
     this.active++;
     try {
+      // As the daemon (as virtiofsd's lookup): the guest kernel, which mounts virtiofs with
+      // default_permissions, checked search permission on the parent before sending LOOKUP.
       found = await this.pool.submit({ kind: 'lookupAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx));
+    } catch (err) {
+      // Out of fds (the process's RLIMIT_NOFILE or the system's table): an inode the table already
+      // holds is still found by its stat, with no new fd; a new one fails with EMFILE/ENFILE, as
+      // virtiofsd's lookup does. Nothing is leaked and the daemon goes on serving: FORGETs free fds.
+      if (!(err instanceof FsError) || (err.errno !== EMFILE && err.errno !== ENFILE)) throw err;
+      const st = await this.pool
+        .submit({ kind: 'statAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx))
+        .catch(() => undefined);
+      const known = st && !this.closed ? this.inodes.addKnownLookup(st) : undefined;
+      if (!known) throw err;
+      return toEntryOut(known.nodeid, st!, this.entryTimeout, this.attrTimeout);
     } finally {
       this.active--;
       parent.handle.unpin();
@@ -277,7 +294,7 @@ export class PassthroughFs implements FileSystem {
       // Opening a FIFO without O_NONBLOCK waits for a peer, possibly forever: the waiter lane.
       const mayBlock = inode.type === S_IFIFO && (flags & O_NONBLOCK) === 0;
       if (mayBlock) this.active--; // a FIFO waiting for its peer is no load on the main thread
-      const fd = await this.pool.submit({ kind: 'reopen', fd: inode.handle.fd, flags }, { ...this.submitOptions(ctx), mayBlock });
+      const fd = await this.pool.submit({ kind: 'reopen', fd: inode.handle.fd, flags, cred: this.credOf(ctx) }, { ...this.submitOptions(ctx), mayBlock });
       if (mayBlock) this.active++;
       if (this.closed) {
         closeQuietly(fd);
@@ -396,7 +413,7 @@ export class PassthroughFs implements FileSystem {
       const flags = req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT);
       const mode = req.arg.mode & ~req.arg.umask & 0o7777;
       const made = await this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, mode });
-      return this.addCreated(ctx, made);
+      return this.addCreated(made);
     });
   }
 
@@ -406,7 +423,7 @@ export class PassthroughFs implements FileSystem {
       const flags = req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT);
       const mode = req.arg.mode & ~req.arg.umask & 0o7777;
       const made = await this.run(ctx, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, mode });
-      return this.addCreated(ctx, made);
+      return this.addCreated(made);
     });
   }
 
@@ -608,6 +625,11 @@ export class PassthroughFs implements FileSystem {
    * to a worker whatever the depth (calls that may wait for the disk: fsync, big reads...).
    */
   private async run<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false): Promise<OpResult<K>> {
+    // The caller's ids, except for SYNCFS (the kernel sends it on behalf of whoever syncs: the daemon's
+    // own open of the inode must not fail on the caller's permissions) and READDIR(PLUS) (the directory
+    // was opened, and its read permission checked, under the caller's ids at OPENDIR; the entries'
+    // lookups are the daemon's, as LOOKUP's, and a caller without search permission still gets names).
+    if (op.kind !== 'syncfs' && op.kind !== 'readdir') op.cred = this.credOf(ctx);
     this.active++;
     try {
       const options = this.submitOptions(ctx);
@@ -651,26 +673,13 @@ export class PassthroughFs implements FileSystem {
     return toEntryOut(entry.nodeid, found.stat, this.entryTimeout, this.attrTimeout);
   }
 
-  /** mkdir/mknod/symlink: create, give it to the caller (as root), count the lookup. */
+  /** mkdir/mknod/symlink: created under the caller's fsuid/fsgid, then counted as a lookup. */
   private async makeEntry(ctx: RequestContext, parent: bigint, op: (dirFd: number) => Op<'mkdirAt' | 'mknodAt' | 'symlinkAt'>): Promise<FuseEntryOut> {
     const found = await this.withInode(parent, (dir) => this.run(ctx, op(dir.handle.fd)));
-    try {
-      found.stat = await this.giveToCaller(ctx, found.fd, found.stat);
-    } catch (err) {
-      closeQuietly(found.fd);
-      throw err;
-    }
     return this.addEntry(found);
   }
 
-  private async addCreated(ctx: RequestContext, made: { fd: number; pathFd: number; stat: StatRecord }): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
-    try {
-      made.stat = await this.giveToCaller(ctx, made.pathFd, made.stat);
-    } catch (err) {
-      closeQuietly(made.fd);
-      closeQuietly(made.pathFd);
-      throw err;
-    }
+  private addCreated(made: { fd: number; pathFd: number; stat: StatRecord }): { entry: FuseEntryOut; open: FuseOpenOut } {
     if (this.closed) {
       closeQuietly(made.fd);
       closeQuietly(made.pathFd);
@@ -681,17 +690,9 @@ export class PassthroughFs implements FileSystem {
     return { entry, open: { fh: this.handles.add(inode.nodeid, made.fd).fh, open_flags: this.fileOpenFlags() } };
   }
 
-  /**
-   * Running as root, a new inode belongs to root: hand it to the requesting uid/gid, as virtiofsd's
-   * per-request fsuid/fsgid would have created it (a group inherited from a setgid directory stays).
-   */
-  private async giveToCaller(ctx: RequestContext, pathFd: number, stat: StatRecord): Promise<StatRecord> {
-    if (!this.asRoot) return stat;
-    const uid = ctx.uid !== stat.uid ? ctx.uid : -1;
-    const gid = ctx.gid !== stat.gid && stat.gid === this.egid ? ctx.gid : -1;
-    if (uid === -1 && gid === -1) return stat;
-    const valid = (uid !== -1 ? FATTR_UID : 0) | (gid !== -1 ? FATTR_GID : 0);
-    return this.run(ctx, { kind: 'setattr', pathFd, fd: -1, valid, mode: 0, uid, gid, size: 0n, atime: 0n, atimensec: 0, mtime: 0n, mtimensec: 0 });
+  /** The ids a request's calls run with: the FUSE header's uid/gid, when the daemon is root. */
+  private credOf(ctx: RequestContext): Cred | undefined {
+    return this.asRoot ? { uid: ctx.uid, gid: ctx.gid } : undefined;
   }
 
   /** Cancels blocked calls, stops the pool's threads, closes every fd. Never hangs. */

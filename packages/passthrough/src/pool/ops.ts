@@ -1,5 +1,6 @@
 // The calls a pool worker (or the main thread, inline) can run: small, serialisable, one syscall or a
 // short fixed sequence each. The filesystem composes them; nothing here knows about FUSE.
+import type { Cred } from '../sys/creds';
 import type { FlockRecord } from '../sys/flock-struct';
 import type { StatRecord } from '../sys/stat';
 
@@ -8,6 +9,11 @@ export interface OpTable {
   fstat: { req: { fd: number }; res: StatRecord };
   /** openat(dirFd, name, O_PATH|O_NOFOLLOW|O_CLOEXEC) then fstat: a new O_PATH fd and its stat. */
   lookupAt: { req: { dirFd: number; name: Uint8Array }; res: { fd: number; stat: StatRecord } };
+  /**
+   * lstat of dirFd/name without opening anything (through /proc/self/fd/N/name, the last component not
+   * followed): how a LOOKUP that could not get an fd (EMFILE) still finds an inode the table holds.
+   */
+  statAt: { req: { dirFd: number; name: Uint8Array }; res: StatRecord };
   /** A new open file description for the inode behind an O_PATH fd (open of /proc/self/fd/N). */
   reopen: { req: { fd: number; flags: number }; res: number };
   close: { req: { fd: number }; res: undefined };
@@ -107,7 +113,29 @@ export interface StatfsRecord {
 }
 
 export type OpKind = keyof OpTable;
-export type Op<K extends OpKind = OpKind> = { [P in K]: { kind: P } & OpTable[P]['req'] }[K];
+/**
+ * An op, with the ids it runs under when the daemon is root: `cred` for a request's caller (fsuid/fsgid
+ * switched on the thread that runs it), none for the daemon's own calls (run as root). Calls on an
+ * already-open fd that involve no permission check (FD_ONLY_KINDS) run under whatever ids the thread
+ * has: switching for them would only cost.
+ */
+export type Op<K extends OpKind = OpKind> = { [P in K]: { kind: P; cred?: Cred } & OpTable[P]['req'] }[K];
+
+/** Kinds that never switch ids: no permission check on an open fd (close, data, locks, fstat). */
+export const FD_ONLY_KINDS: ReadonlySet<OpKind> = new Set<OpKind>([
+  'fstat',
+  'close',
+  'flushFd',
+  'ofdLock',
+  'flock',
+  'read',
+  'write',
+  'fsync',
+  'fallocate',
+  'lseek',
+  'copyFileRange',
+  'statfs',
+]);
 export type OpResult<K extends OpKind> = OpTable[K]['res'];
 
 /** What running an op gives back: a value, or a positive errno. */

@@ -51,6 +51,10 @@ const W_R2 = 12; // nlink
 const W_R3 = 13; // uid
 const W_R4 = 14; // gid
 const W_R5 = 15; // blksize
+// After the 64-bit words (bytes 64..143): the caller's ids.
+const W_HASCRED = 40; // 1: W_UID/W_GID hold the op's cred
+const W_UID = 41;
+const W_GID = 42;
 // BigInt64 indexes relative to the slot (byte offset / 8).
 const Q_START = 8; // lock start (args and result)
 const Q_LEN = 9; // lock len (args and result)
@@ -113,6 +117,13 @@ export class Ring {
     i32[w + W_KIND] = Ring.isCompact(op.kind) ? KIND_CODES[op.kind] : K_GENERIC;
     i32[w + W_CANCEL] = 0;
     i32[w + W_ERRNO] = 0;
+    if (op.cred) {
+      i32[w + W_HASCRED] = 1;
+      i32[w + W_UID] = op.cred.uid;
+      i32[w + W_GID] = op.cred.gid;
+    } else {
+      i32[w + W_HASCRED] = 0;
+    }
     switch (op.kind) {
       case 'fstat':
       case 'close':
@@ -218,6 +229,15 @@ export class Ring {
 
   /** The op in a slot; null for a GENERIC one (its op is in the worker's port). */
   readOp(slot: number): Op | null {
+    const op = this.readCompact(slot);
+    if (op) {
+      const w = this.base(slot);
+      if (this.i32[w + W_HASCRED] === 1) op.cred = { uid: this.i32[w + W_UID] >>> 0, gid: this.i32[w + W_GID] >>> 0 };
+    }
+    return op;
+  }
+
+  private readCompact(slot: number): Op | null {
     const w = this.base(slot);
     const i32 = this.i32;
     if (i32[w + W_KIND] === K_GENERIC) return null;

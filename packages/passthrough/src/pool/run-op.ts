@@ -26,6 +26,7 @@ import {
 import { decodeFlock, encodeFlock } from '../sys/flock-struct';
 import {
   copyFileRange,
+  faccessat,
   fallocate,
   fchownEmpty,
   fcntlInt,
@@ -49,10 +50,13 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
-import { fstatRecord } from '../sys/stat';
-import type { CancelToken, Created, Op, OpKind, OpOutcome, OpResult, ReaddirEntry, SetattrOp, StatfsRecord } from './ops';
+import { useCred } from '../sys/creds';
+import { fstatRecord, statRecord } from '../sys/stat';
+import { FD_ONLY_KINDS, type CancelToken, type Created, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
 
 const EINTR = 4;
+const AT_FDCWD = -100;
+const AT_EACCESS = 0x200;
 
 /**
  * Runs a call that may block until it returns something other than EINTR, unless cancelled: the flag is
@@ -240,6 +244,8 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       return fstatRecord(op.fd);
     case 'lookupAt':
       return lookupAt(op.dirFd, op.name);
+    case 'statAt':
+      return statRecord(fs.lstatSync(Buffer.concat([Buffer.from(`/proc/self/fd/${op.dirFd}/`), op.name]), { bigint: true }));
     case 'reopen':
       // The magic link resolves to the inode itself, never through a path a guest could swap.
       return fs.openSync(`/proc/self/fd/${op.fd}`, (op.flags & ~O_NOFOLLOW) | O_CLOEXEC);
@@ -323,7 +329,8 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
     case 'statfs':
       return statfs(op.fd);
     case 'access':
-      fs.accessSync(procPath(op.fd), op.mask);
+      // AT_EACCESS: checked with the thread's fsuid/fsgid (plain access(2) would use the real uid, root).
+      check('faccessat', faccessat(AT_FDCWD, Buffer.from(procPath(op.fd)), op.mask, AT_EACCESS));
       return undefined;
     case 'getxattr':
       return sized('getxattr', (b) => getxattr(procPath(op.fd), op.name, b));
@@ -340,6 +347,8 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
 
 export function runOp<K extends OpKind>(op: Op<K>, cancel: CancelToken): OpOutcome<K> {
   try {
+    // The caller's fsuid/fsgid on this thread (or the daemon's own for a call without cred).
+    if (!FD_ONLY_KINDS.has(op.kind)) useCred(op.cred);
     return { ok: true, value: run(op as Op, cancel) as OpResult<K> };
   } catch (err) {
     return { ok: false, errno: errnoOf(err) };

@@ -50,6 +50,25 @@ export function fcntlInt(fd: number, cmd: number, arg: number): number {
   return call('fcntl', DataType.I32, [DataType.I32, DataType.I32, DataType.I32], [fd, cmd, arg]);
 }
 
+export function faccessat(dirFd: number, name: Uint8Array, mode: number, flags: number): number {
+  return call('faccessat', DataType.I32, [DataType.I32, DataType.U8Array, DataType.I32, DataType.I32], [dirFd, cString(name), mode, flags]);
+}
+
+const RLIMIT_NOFILE = 7;
+
+/** prlimit(pid, RLIMIT_NOFILE, new, old) (pid 0: this process): the old limits, or -errno. */
+export function prlimitNofile(pid: number, next?: { soft: bigint; hard: bigint }): { soft: bigint; hard: bigint } | number {
+  const nb = Buffer.alloc(16);
+  const ob = Buffer.alloc(16);
+  if (next) {
+    nb.writeBigUInt64LE(next.soft, 0);
+    nb.writeBigUInt64LE(next.hard, 8);
+  }
+  const r = call('prlimit', DataType.I32, [DataType.I32, DataType.I32, next ? DataType.U8Array : DataType.I64, DataType.U8Array], [pid, RLIMIT_NOFILE, next ? nb : 0, ob]);
+  if (r < 0) return r;
+  return { soft: ob.readBigUInt64LE(0), hard: ob.readBigUInt64LE(8) };
+}
+
 export function flock(fd: number, operation: number): number {
   return call('flock', DataType.I32, [DataType.I32, DataType.I32], [fd, operation]);
 }

@@ -19,7 +19,10 @@ export interface StatRecord {
 }
 
 export function fstatRecord(fd: number): StatRecord {
-  const s = fs.fstatSync(fd, { bigint: true });
+  return statRecord(fs.fstatSync(fd, { bigint: true }));
+}
+
+export function statRecord(s: fs.BigIntStats): StatRecord {
   return {
     dev: s.dev,
     ino: s.ino,

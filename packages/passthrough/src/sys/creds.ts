@@ -1,0 +1,113 @@
+// Per-thread filesystem credentials (fsuid/fsgid), as virtiofsd switches them per request.
+//
+// setfsuid/setfsgid are per-thread system calls (glibc does not broadcast them to the other threads,
+// unlike setuid/setgid), so each thread that runs ops — every pool worker, and the main thread for
+// inline ops — keeps its own pair. The module state below is per thread (each worker loads its own
+// copy of this module). A switch happens only when the wanted pair differs from the thread's current
+// one. Leaving fsuid 0 drops the filesystem capabilities (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_CHOWN...)
+// from the thread's effective set; going back to 0 restores them (they stay permitted).
+//
+// Supplementary groups: as virtiofsd, none are applied for the caller (the FUSE header does not carry
+// them); the daemon drops its own (see dropSupplementaryGroups) so the caller never gains root's.
+import { isMainThread } from 'node:worker_threads';
+import { DataType, load } from 'ffi-rs';
+import { ensureLibc } from './libc';
+
+const LIB = 'vfsd-passthrough-libc';
+
+/** The ids a request runs with (the FUSE header's uid/gid). */
+export interface Cred {
+  uid: number;
+  gid: number;
+}
+
+/** Whether switching applies: only a daemon running as root can take on other ids. */
+export const CREDS_ENABLED = typeof process.geteuid === 'function' && process.geteuid() === 0;
+/** The daemon's own ids (those the process started with). */
+export const DAEMON_UID = typeof process.geteuid === 'function' ? process.geteuid() : 0;
+export const DAEMON_GID = typeof process.getegid === 'function' ? process.getegid() : 0;
+
+let curUid = DAEMON_UID;
+let curGid = DAEMON_GID;
+let verified = false;
+let restoreQueued = false;
+/** Switches made by this thread (for tests and measurements). */
+let switches = 0;
+
+function raw(funcName: 'setfsuid' | 'setfsgid', id: number): number {
+  ensureLibc();
+  return load({ library: LIB, funcName, retType: DataType.I32, paramsType: [DataType.I32], paramsValue: [id] }) as unknown as number;
+}
+
+/** The thread's current fsuid and fsgid as the kernel has them (setfs*id(-1) changes nothing, returns the current id). */
+export function kernelFsIds(): Cred {
+  return { uid: raw('setfsuid', -1) >>> 0, gid: raw('setfsgid', -1) >>> 0 };
+}
+
+function set(uid: number, gid: number): void {
+  if (uid === curUid && gid === curGid) return;
+  switches++;
+  // Going back to the daemon: fsuid first; leaving it: fsuid last. The thread never holds a guest's
+  // gid together with root's filesystem capabilities longer than between the two calls.
+  if (uid === DAEMON_UID) {
+    if (uid !== curUid) raw('setfsuid', uid);
+    if (gid !== curGid) raw('setfsgid', gid);
+  } else {
+    if (gid !== curGid) raw('setfsgid', gid);
+    if (uid !== curUid) raw('setfsuid', uid);
+  }
+  curUid = uid;
+  curGid = gid;
+  if (!verified) {
+    // Once per thread: prove the calls take effect here (a silent failure would run requests as root).
+    const k = kernelFsIds();
+    if (k.uid !== uid || k.gid !== gid) {
+      curUid = k.uid;
+      curGid = k.gid;
+      throw new Error(`setfsuid/setfsgid did not take effect: wanted ${uid}:${gid}, have ${k.uid}:${k.gid}`);
+    }
+    verified = true;
+  }
+}
+
+function restoreDaemon(): void {
+  restoreQueued = false;
+  set(DAEMON_UID, DAEMON_GID);
+}
+
+/**
+ * Makes the calling thread's fsuid/fsgid the caller's (cred given) or the daemon's own (undefined).
+ * On the main thread, ids other than the daemon's are put back at the end of the current synchronous
+ * run (a microtask): other code on the main thread must never run with a guest's ids for long.
+ */
+export function useCred(cred: Cred | undefined): void {
+  if (!CREDS_ENABLED) return;
+  if (cred === undefined) {
+    set(DAEMON_UID, DAEMON_GID);
+    return;
+  }
+  set(cred.uid >>> 0, cred.gid >>> 0);
+  if (isMainThread && !restoreQueued && (curUid !== DAEMON_UID || curGid !== DAEMON_GID)) {
+    restoreQueued = true;
+    queueMicrotask(restoreDaemon);
+  }
+}
+
+/** This thread's current pair as last set, and the number of switches it made. */
+export function credState(): { uid: number; gid: number; switches: number } {
+  return { uid: curUid, gid: curGid, switches };
+}
+
+/**
+ * Drops the process's supplementary groups (process-wide; glibc applies setgroups to every thread),
+ * as virtiofsd does: with fsgid switched to a guest's gid, root's groups must not still grant access.
+ * Main thread only, and only as root; a no-op otherwise.
+ */
+export function dropSupplementaryGroups(): void {
+  if (!CREDS_ENABLED || !isMainThread || typeof process.setgroups !== 'function') return;
+  try {
+    if ((process.getgroups?.() ?? []).length > 0) process.setgroups([]);
+  } catch {
+    // Not permitted (no CAP_SETGID): keep them.
+  }
+}
