@@ -42,6 +42,10 @@ export interface RunGuestResult {
 
 export declare function setup(env?: Record<string, string>): Promise<void>;
 export declare function runGuest(opts: RunGuestOptions): Promise<RunGuestResult>;
+/** run-guest.sh --interactive on this process's stdio: a shell in the guest's mount point. */
+export declare function runGuestInteractive(opts: {
+  socket: string; tag: string; mem?: string; timeoutSec?: number; env?: Record<string, string>;
+}): Promise<{ code: number; harnessError: string | null }>;
 export declare function startVirtiofsd(opts: {
   socketPath: string; sourceDir: string; args?: string[]; debug?: boolean; logFile?: string;
 }): Promise<ChildProcess>;

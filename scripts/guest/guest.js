@@ -74,6 +74,22 @@ async function runGuest({
   }
 }
 
+/**
+ * Boot a guest against the daemon on `socket`, mount `tag` and run an interactive shell in it on
+ * this process's terminal (run-guest.sh --interactive: stdin/stdout/stderr inherited). The guest
+ * powers off when the shell exits. timeoutSec 0: none. Resolves with { code, harnessError }: code
+ * is the shell's exit status or 240-247.
+ */
+async function runGuestInteractive({ socket, tag, mem = '512M', timeoutSec = 0, env = {} }) {
+  const code = await new Promise((resolve, reject) => {
+    const child = spawn('bash', [path.join(HERE, 'run-guest.sh'), '--interactive', socket, tag, mem, String(timeoutSec)],
+      { stdio: 'inherit', env: { ...process.env, ...env } });
+    child.on('error', reject);
+    child.on('close', (c, signal) => resolve(c ?? 128 + (os.constants.signals[signal] || 0)));
+  });
+  return { code, harnessError: code >= 240 ? (EXIT_NAMES[code] || 'UNKNOWN') : null };
+}
+
 /** Wait until `p` exists as a UNIX socket. */
 async function waitForSocket(p, timeoutMs = 10000) {
   const end = Date.now() + timeoutMs;
@@ -100,4 +116,4 @@ async function startVirtiofsd({ socketPath, sourceDir, args = ['-o', 'cache=none
   return child;
 }
 
-module.exports = { EXIT, EXIT_NAMES, VIRTIOFSD, setup, runGuest, startVirtiofsd, waitForSocket };
+module.exports = { EXIT, EXIT_NAMES, VIRTIOFSD, setup, runGuest, runGuestInteractive, startVirtiofsd, waitForSocket };

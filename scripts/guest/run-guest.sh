@@ -3,7 +3,12 @@
 # run a guest shell script in it and exit with that script's status.
 #
 # usage: run-guest.sh SOCKET TAG SCRIPT [MEM=512M] [TIMEOUT_SECONDS=120]
+#        run-guest.sh --interactive SOCKET TAG [MEM=512M] [TIMEOUT_SECONDS=0 (none)]
 #
+# --interactive: no script; the guest runs an interactive shell (busybox sh) in the mount point on
+#         its second serial port, connected to this process's stdin/stdout (a terminal, or pipes).
+#         QEMU puts the terminal in raw mode: ^C goes to the guest, Ctrl-A x quits QEMU. The guest
+#         powers off when the shell exits; the exit status is the shell's.
 # SOCKET  the daemon's vhost-user UNIX socket (the daemon listens, QEMU connects; start it first)
 # TAG     the virtio-fs tag (what the guest mounts: mount -t virtiofs TAG /mnt), no whitespace
 # SCRIPT  a host file, run in the guest as `/bin/sh SCRIPT` (busybox ash) with cwd = the mount point,
@@ -23,13 +28,20 @@ REPO="$(cd "$HERE/../.." && pwd)"
 VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}"
 export VFSD_VM_DIR="$VM_DIR"
 
-usage() { echo "usage: $0 SOCKET TAG SCRIPT [MEM=512M] [TIMEOUT_SECONDS=120]" >&2; exit $E_USAGE; }
-(($# >= 3 && $# <= 5)) || usage
-SOCK="$1" TAG="$2" SCRIPT="$3" MEM="${4:-512M}" TIMEOUT="${5:-120}"
+usage() { echo "usage: $0 SOCKET TAG SCRIPT [MEM=512M] [TIMEOUT_SECONDS=120]" >&2; echo "       $0 --interactive SOCKET TAG [MEM=512M] [TIMEOUT_SECONDS=0]" >&2; exit $E_USAGE; }
+INTERACTIVE=0
+if [[ "${1:-}" == --interactive ]]; then
+  INTERACTIVE=1; shift
+  (($# >= 2 && $# <= 4)) || usage
+  SOCK="$1" TAG="$2" SCRIPT="" MEM="${3:-512M}" TIMEOUT="${4:-0}"
+else
+  (($# >= 3 && $# <= 5)) || usage
+  SOCK="$1" TAG="$2" SCRIPT="$3" MEM="${4:-512M}" TIMEOUT="${5:-120}"
+fi
 [[ -n "$TAG" && "$TAG" != *[[:space:]]* && ${#TAG} -le 36 ]] || { echo "run-guest: bad tag '$TAG' (1-36 chars, no whitespace)" >&2; exit $E_USAGE; }
-[[ -f "$SCRIPT" && -r "$SCRIPT" ]] || { echo "run-guest: no script file '$SCRIPT'" >&2; exit $E_USAGE; }
+[[ $INTERACTIVE == 1 || ( -f "$SCRIPT" && -r "$SCRIPT" ) ]] || { echo "run-guest: no script file '$SCRIPT'" >&2; exit $E_USAGE; }
 [[ "$MEM" =~ ^[0-9]+[MG]$ ]] || { echo "run-guest: memory must look like 512M or 1G, got '$MEM'" >&2; exit $E_USAGE; }
-[[ "$TIMEOUT" =~ ^[0-9]+$ && "$TIMEOUT" -gt 0 ]] || { echo "run-guest: bad timeout '$TIMEOUT'" >&2; exit $E_USAGE; }
+[[ "$TIMEOUT" =~ ^[0-9]+$ && ( "$TIMEOUT" -gt 0 || $INTERACTIVE == 1 ) ]] || { echo "run-guest: bad timeout '$TIMEOUT'" >&2; exit $E_USAGE; }
 MOUNT_OPTS="${VFSD_GUEST_MOUNT_OPTS:-}"
 [[ "$MOUNT_OPTS" != *[[:space:]]* ]] || { echo "run-guest: VFSD_GUEST_MOUNT_OPTS must not contain whitespace" >&2; exit $E_USAGE; }
 
@@ -84,11 +96,15 @@ EOF
 }
 
 # --- the guest script goes into a second (gzipped) initramfs appended to the base one ----------
-mkdir -p "$WORK/extra/vfsd"
-cp "$SCRIPT" "$WORK/extra/vfsd/script"
-chmod 755 "$WORK/extra/vfsd/script"
-(cd "$WORK/extra" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$WORK/extra.cpio.gz"
-cat "$INITRD" "$WORK/extra.cpio.gz" >"$WORK/initrd.img"
+if (( INTERACTIVE )); then
+  cp "$INITRD" "$WORK/initrd.img"
+else
+  mkdir -p "$WORK/extra/vfsd"
+  cp "$SCRIPT" "$WORK/extra/vfsd/script"
+  chmod 755 "$WORK/extra/vfsd/script"
+  (cd "$WORK/extra" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -1 >"$WORK/extra.cpio.gz"
+  cat "$INITRD" "$WORK/extra.cpio.gz" >"$WORK/initrd.img"
+fi
 
 # --- accelerator: KVM only if a probe boot actually makes progress (result cached) ---------------
 probe_kvm() { # prints the -cpu model that works with KVM, or nothing
@@ -135,6 +151,17 @@ done
 qesc() { printf '%s' "${1//,/,,}"; }   # QEMU option values: a comma is written twice
 APPEND="console=ttyS0 panic=-1 quiet vfsd.tag=$TAG"
 [[ -n "$MOUNT_OPTS" ]] && APPEND+=" vfsd.mountopts=$MOUNT_OPTS"
+if (( INTERACTIVE )); then
+  APPEND+=" vfsd.interactive=1"
+  if [[ -t 0 ]] && size="$(stty size 2>/dev/null)" && [[ "$size" =~ ^([0-9]+)\ ([0-9]+)$ ]]; then
+    APPEND+=" vfsd.rows=${BASH_REMATCH[1]} vfsd.cols=${BASH_REMATCH[2]}"
+  fi
+  # The shell's serial port (ttyS1) is this process's stdio, multiplexed with a monitor (Ctrl-A c,
+  # Ctrl-A x quits); signal=off: ^C reaches the guest instead of killing QEMU.
+  SER1=(-chardev stdio,id=ser1,mux=on,signal=off -serial chardev:ser1 -mon chardev=ser1,mode=readline)
+else
+  SER1=(-chardev "file,id=ser1,path=$OUT" -serial chardev:ser1)
+fi
 [[ -n "${VFSD_GUEST_APPEND:-}" ]] && APPEND+=" $VFSD_GUEST_APPEND"
 EXTRA_QEMU=()
 if [[ -n "${VFSD_GUEST_QEMU_ARGS:-}" ]]; then read -r -a EXTRA_QEMU <<<"$VFSD_GUEST_QEMU_ARGS"; fi
@@ -145,15 +172,25 @@ QEMU=(qemu-system-x86_64 -nodefaults -no-user-config -display none -monitor none
   -chardev "socket,id=char0,path=$(qesc "$SOCK")"
   -device "vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=$(qesc "$TAG")"
   -chardev "file,id=ser0,path=$CON" -serial chardev:ser0
-  -chardev "file,id=ser1,path=$OUT" -serial chardev:ser1
+  "${SER1[@]}"
   -kernel "$KERNEL" -initrd "$WORK/initrd.img" -append "$APPEND"
   ${EXTRA_QEMU[@]+"${EXTRA_QEMU[@]}"})
 
 # --- run with a watchdog (if the daemon dies, QEMU and the guest would wait forever) ------------
 set +e
+DAEMON_DIED=0
+if (( INTERACTIVE )); then
+  # In the foreground, on our stdin/stdout (no daemon watch: Ctrl-A x is the way out of a hang).
+  trap - INT
+  if (( TIMEOUT > 0 )); then
+    timeout --foreground -k 3 "$TIMEOUT" "${QEMU[@]}" 2>"$QERR"
+  else
+    "${QEMU[@]}" 2>"$QERR"
+  fi
+  QRC=$?
+else
 timeout -k 3 "$TIMEOUT" "${QEMU[@]}" </dev/null >"$QERR" 2>&1 &
 QPID=$!
-DAEMON_DIED=0
 if [[ -n "${VFSD_DAEMON_PID:-}" ]]; then
   # Fail fast when the daemon dies under a running guest (QEMU would otherwise hang until the
   # watchdog). The daemon may exit legitimately once the guest has powered off.
@@ -171,6 +208,7 @@ fi
 wait "$QPID"
 QRC=$?
 QPID=""
+fi
 set -e
 WALL="$(awk -v a="$(now)" -v b="$T0" 'BEGIN { printf "%.2f", a - b }')"
 : >>"$CON"; : >>"$OUT"   # QEMU may have failed before creating them
@@ -188,7 +226,9 @@ if ! head -n1 "$OUT" 2>/dev/null | grep -a -q '^VFSD-GUEST-BEGIN$'; then
 fi
 begin_off="$(grep -a -b -x 'VFSD-GUEST-BEGIN' "$src" 2>/dev/null | head -n1 | cut -d: -f1 || true)"
 exit_line="$(grep -a -b -E '^VFSD-GUEST-EXIT [0-9]+$' "$src" 2>/dev/null | tail -n1 || true)"
-if [[ -n "$begin_off" && -n "$exit_line" ]]; then
+if (( INTERACTIVE )); then
+  GUEST_STATUS="$(con_val VFSD-GUEST-EXIT || true)"   # the shell's output went to the terminal
+elif [[ -n "$begin_off" && -n "$exit_line" ]]; then
   exit_off="${exit_line%%:*}"; GUEST_STATUS="${exit_line##* }"
   start=$(( begin_off + 17 ))           # after "VFSD-GUEST-BEGIN\n"
   len=$(( exit_off - 1 - start ))        # drop the newline printed before the EXIT marker

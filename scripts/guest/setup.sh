@@ -15,7 +15,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}"
 STAMP="$VM_DIR/ready"
 FALLBACK_KERNEL_PKG="linux-image-6.1.0-56-cloud-amd64"
-APT_PKGS=(qemu-system-x86 qemu-system-common busybox-static cpio xz-utils zstd gcc libc6-dev)
+APT_PKGS=(qemu-system-x86 qemu-system-common busybox-static cpio xz-utils zstd gcc libc6-dev tmux)
 # Modules wanted in the guest, in load order. Built-in ones are skipped; dependencies are added
 # from modules.dep ahead of the module that needs them.
 MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci fuse virtiofs)
@@ -178,6 +178,8 @@ cat >"$build/init" <<'INIT'
 #   vfsd.mountopts=OPTS   extra mount -o options (comma separated)
 #   vfsd.script=PATH      guest script (default /vfsd/script, put there by an appended initramfs)
 #   vfsd.umount=0         do not unmount the share after the script
+#   vfsd.interactive=1    instead of the script, an interactive shell (busybox sh) in the mount point on
+#                         ttyS1 (else the console), its controlling tty; vfsd.rows=/vfsd.cols= set its size
 # Console (ttyS0) markers: VFSD-GUEST-INIT, VFSD-GUEST-MOUNTED <uptime>, VFSD-GUEST-MOUNT-FAILED <rc>,
 # VFSD-GUEST-BEGIN, VFSD-GUEST-EXIT <status>, VFSD-GUEST-UMOUNT <rc>, VFSD-GUEST-POWEROFF.
 # The script's own output goes to ttyS1 (if present) framed by BEGIN/EXIT markers, clear of kernel noise.
@@ -194,7 +196,7 @@ mark() { printf '\n%s\n' "$*" >/dev/console; }
 finish() { sync; mark "VFSD-GUEST-POWEROFF"; poweroff -f; sleep 5; echo o >/proc/sysrq-trigger; }
 mark "VFSD-GUEST-INIT $(up)"
 
-TAG= MNT=/mnt MOUNTOPTS= SCRIPT=/vfsd/script UMOUNT=1
+TAG= MNT=/mnt MOUNTOPTS= SCRIPT=/vfsd/script UMOUNT=1 INTERACTIVE=0 ROWS= COLS=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     vfsd.tag=*) TAG="${arg#vfsd.tag=}" ;;
@@ -202,6 +204,9 @@ for arg in $(cat /proc/cmdline); do
     vfsd.mountopts=*) MOUNTOPTS="${arg#vfsd.mountopts=}" ;;
     vfsd.script=*) SCRIPT="${arg#vfsd.script=}" ;;
     vfsd.umount=*) UMOUNT="${arg#vfsd.umount=}" ;;
+    vfsd.interactive=*) INTERACTIVE="${arg#vfsd.interactive=}" ;;
+    vfsd.rows=*) ROWS="${arg#vfsd.rows=}" ;;
+    vfsd.cols=*) COLS="${arg#vfsd.cols=}" ;;
   esac
 done
 
@@ -215,6 +220,22 @@ if [ -n "$MOUNTOPTS" ]; then mount -t virtiofs -o "$MOUNTOPTS" "$TAG" "$MNT"; el
 rc=$?
 if [ $rc -ne 0 ]; then mark "VFSD-GUEST-MOUNT-FAILED $rc"; finish; fi
 mark "VFSD-GUEST-MOUNTED $(up)"
+
+if [ "$INTERACTIVE" = 1 ]; then
+  TTY=/dev/console
+  if [ -c /dev/ttyS1 ] && stty -F /dev/ttyS1 sane 2>/dev/null; then TTY=/dev/ttyS1; fi
+  [ -n "$ROWS" ] && stty -F "$TTY" rows "$ROWS" 2>/dev/null
+  [ -n "$COLS" ] && stty -F "$TTY" cols "$COLS" 2>/dev/null
+  export VFSD_MNT="$MNT" VFSD_TAG="$TAG" TERM=vt100 PS1='guest:\w# '
+  mark "VFSD-GUEST-BEGIN"
+  # setsid -c: a new session whose controlling tty is the shell's stdin (job control, ^C, ^Z).
+  (cd "$MNT" && exec setsid -c /bin/sh -i) <"$TTY" >"$TTY" 2>&1
+  status=$?
+  cd /
+  mark "VFSD-GUEST-EXIT $status"
+  if [ "$UMOUNT" != 0 ]; then umount "$MNT"; mark "VFSD-GUEST-UMOUNT $?"; fi
+  finish
+fi
 
 OUT=/dev/console
 if [ -c /dev/ttyS1 ] && stty -F /dev/ttyS1 raw -echo 2>/dev/null; then OUT=/dev/ttyS1; fi

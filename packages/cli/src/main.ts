@@ -35,7 +35,13 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const o = opts;
-  const log = createLogger(o.logLevel, o.logJson);
+  let log: ReturnType<typeof createLogger>;
+  try {
+    log = createLogger(o.logLevel, o.logJson, o.syslog);
+  } catch (e) {
+    process.stderr.write(`vfsd: ${(e as Error).message}\n`);
+    return 1;
+  }
   const logger = vhostLogger(log);
   for (const n of o.notYetImplemented) log.warn(`${n} is accepted but not implemented yet`);
   if (o.rlimitNofile !== 0) {

@@ -219,6 +219,5 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   if (opts.posixAcl) opts.notYetImplemented.push('--posix-acl');
   if (opts.announceSubmounts) opts.notYetImplemented.push('--announce-submounts');
   if (opts.inodeFileHandles !== 'never') opts.notYetImplemented.push(`--inode-file-handles ${opts.inodeFileHandles}`);
-  if (opts.syslog) throw new UsageError('--syslog is not supported yet; logs go to stderr');
   return opts;
 }

@@ -11,6 +11,7 @@ import { serve, silentLogger } from '@vfsd/vhost';
 interface GuestHarness {
   setup(): Promise<void>;
   runGuest(opts: { socket: string; tag: string; script: string; timeoutSec?: number }): Promise<{ code: number; output: string; stderr: string; harnessError: string | null }>;
+  runGuestInteractive(opts: { socket: string; tag: string; timeoutSec?: number }): Promise<{ code: number; harnessError: string | null }>;
 }
 
 const DEFAULT_COMMAND = 'grep virtiofs /proc/mounts; ls -la . || stat .';
@@ -18,15 +19,17 @@ const DEFAULT_COMMAND = 'grep virtiofs /proc/mounts; ls -la . || stat .';
 export async function runTry(argv: string[]): Promise<number> {
   const a = yargs(argv)
     .scriptName('vfsd try')
-    .usage('$0 [--shared-dir DIR] [-- COMMAND...]\n\nBoots a throwaway Linux guest under QEMU, shares DIR with it through vfsd and runs COMMAND in the\nshared directory (default: a look around). Installs QEMU and a Debian kernel on first use.')
+    .usage('$0 [--shared-dir DIR] [-- COMMAND...]\n\nBoots a throwaway Linux guest under QEMU, shares DIR with it through vfsd and runs COMMAND in the\nshared directory. Without COMMAND: a shell in the guest when stdin is a terminal, else a look\naround. Installs QEMU and a Debian kernel on first use.')
     .option('shared-dir', { type: 'string', describe: 'directory to share (default: a new temporary one)' })
-    .option('timeout', { type: 'number', default: 120, describe: 'seconds before the guest is stopped' })
+    .option('timeout', { type: 'number', describe: 'seconds before the guest is stopped (default: 120; none for a shell)' })
     .example('$0 --shared-dir . -- cat README.md', 'read a host file from inside the guest')
+    .example('$0 --shared-dir .', 'a shell in the guest, in the shared directory (exit or ^D powers it off)')
     .strictOptions()
     .exitProcess(false)
     .help()
     .parseSync();
   if (a.help) return 0;
+  const interactive = a._.length === 0 && process.stdin.isTTY === true;
   const command = a._.length ? a._.map(String).join(' ') : DEFAULT_COMMAND;
   const repo = path.resolve(__dirname, '..', '..', '..', '..');
   const harnessPath = path.join(repo, 'scripts', 'guest', 'guest.js');
@@ -53,9 +56,17 @@ export async function runTry(argv: string[]): Promise<number> {
     createDevice: () => new VirtioFsDevice({ fs: new PassthroughFs({ sharedDir: share }), requestQueues: 1, logger: silentLogger }),
   });
   say(`sharing ${share} as tag "vfsd", booting the guest (about 3 s)...`);
-  say(`guest$ mount -t virtiofs vfsd /mnt && cd /mnt && ${command}`);
   try {
-    const r = await harness.runGuest({ socket, tag: 'vfsd', script: `${command}\n`, timeoutSec: a.timeout });
+    if (interactive) {
+      say('guest$ mount -t virtiofs vfsd /mnt && cd /mnt && exec sh');
+      say('a shell in the guest follows: exit (or ^D) powers it off; Ctrl-A x kills QEMU');
+      const r = await harness.runGuestInteractive({ socket, tag: 'vfsd', timeoutSec: a.timeout ?? 0 });
+      if (r.harnessError) say(`the guest run failed (${r.harnessError})`);
+      else say(`the shell exited ${r.code}; the guest powered off`);
+      return r.harnessError ? 1 : r.code;
+    }
+    say(`guest$ mount -t virtiofs vfsd /mnt && cd /mnt && ${command}`);
+    const r = await harness.runGuest({ socket, tag: 'vfsd', script: `${command}\n`, timeoutSec: a.timeout ?? 120 });
     process.stdout.write(r.output);
     if (r.harnessError) say(`the guest run failed (${r.harnessError}): ${r.stderr.trim()}`);
     else say(`the command exited ${r.code}; the guest powered off`);

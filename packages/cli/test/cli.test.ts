@@ -32,7 +32,6 @@ describe('vfsd options', () => {
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--thread-pool-size', '-1'], /--thread-pool-size must be 0 to 1024/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--rlimit-nofile', '-5'], /--rlimit-nofile takes a number/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--sandbox', 'namespace'], /--sandbox namespace is not supported yet/],
-    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--syslog'], /--syslog is not supported yet/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--socket-group', 'no-such-group-here'], /no group named no-such-group-here/],
     [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,cache=sometimes'], /-o cache= takes none, auto or always/],
     [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,frobnicate'], /unknown option -o frobnicate/],
