@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the guest conformance checks (checks/conformance.sh) against a daemon: `vfsd` (this checkout)
 # or `virtiofsd` (Debian's C daemon), and prints the guest's report plus host-side checks.
-#   scripts/guest/conformance.sh vfsd|virtiofsd
+#   scripts/guest/conformance.sh vfsd|virtiofsd [DAEMON_ARGS...]   (added to the daemon's command line)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 which="${1:-vfsd}"
+shift || true
 "$HERE/setup.sh"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -13,8 +14,8 @@ mkdir "$work/share"
 echo from-host > "$work/share/host-made.txt"
 sock="$work/d.sock"
 case "$which" in
-  vfsd) node "$REPO/packages/cli/bin/vfsd" --socket-path "$sock" --shared-dir "$work/share" --xattr --log-level warn & ;;
-  virtiofsd) /usr/lib/qemu/virtiofsd --socket-path="$sock" -o source="$work/share" -o cache=none -o posix_lock -o xattr & ;;
+  vfsd) node "$REPO/packages/cli/bin/vfsd" --socket-path "$sock" --shared-dir "$work/share" --xattr --log-level warn "$@" & ;;
+  virtiofsd) /usr/lib/qemu/virtiofsd --socket-path="$sock" -o source="$work/share" -o cache=none -o posix_lock -o xattr "$@" & ;;
   *) echo "usage: $0 vfsd|virtiofsd" >&2; exit 2 ;;
 esac
 for _ in $(seq 100); do [[ -S "$sock" ]] && break; sleep 0.05; done

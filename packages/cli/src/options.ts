@@ -25,6 +25,7 @@ export interface Options {
   readonly: boolean;
   sandbox: SandboxMode;
   announceSubmounts: boolean;
+  killprivV2: boolean;
   inodeFileHandles: FileHandleMode;
   /** 0: leave the limit alone; undefined: raise it as far as allowed. */
   rlimitNofile?: number;
@@ -63,6 +64,7 @@ interface CompatOptions {
   writeback?: boolean;
   posixAcl?: boolean;
   announceSubmounts?: boolean;
+  killprivV2?: boolean;
   sandbox?: string;
   logLevel?: string;
   ignored: string[];
@@ -101,6 +103,10 @@ function compatOptions(list: string[]): CompatOptions {
       case 'announce_submounts':
         out.announceSubmounts = true;
         break;
+      case 'killpriv_v2':
+      case 'no_killpriv_v2':
+        out.killprivV2 = k === 'killpriv_v2';
+        break;
       case 'sandbox':
         out.sandbox = v;
         break;
@@ -116,8 +122,6 @@ function compatOptions(list: string[]): CompatOptions {
       case 'readdirplus':
       case 'no_readdirplus':
       case 'allow_root':
-      case 'killpriv_v2':
-      case 'no_killpriv_v2':
         out.ignored.push(`-o ${k}`);
         break;
       default:
@@ -145,6 +149,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('readonly', { type: 'boolean', default: false, describe: 'refuse every change to the shared directory' })
     .option('sandbox', { choices: SANDBOX_MODES, default: 'none' as SandboxMode, describe: 'process sandbox' })
     .option('announce-submounts', { type: 'boolean', default: false, describe: 'tell the guest about mount points inside the share' })
+    .option('killpriv-v2', { type: 'boolean', default: true, describe: 'clear set-id bits on write, truncate and chown for the guest (FUSE_HANDLE_KILLPRIV_V2; --no-killpriv-v2: the guest does it)' })
     .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'keep file handles instead of O_PATH fds for inodes' })
     .option('rlimit-nofile', { type: 'number', describe: 'open file limit to set (0: leave it; default: as high as allowed)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level (debug: one line per request)' })
@@ -204,6 +209,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     readonly: a.readonly,
     sandbox,
     announceSubmounts: compat.announceSubmounts ?? a['announce-submounts'],
+    killprivV2: compat.killprivV2 ?? a['killpriv-v2'],
     inodeFileHandles: a['inode-file-handles'],
     rlimitNofile: nofile,
     logLevel: (compat.logLevel as LogLevel | undefined) ?? a['log-level'],
@@ -215,9 +221,6 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     notYetImplemented: [...compat.ignored],
   };
   // Parsed and validated now; served by the passthrough as it gains them (see README's status).
-  if (opts.writeback) opts.notYetImplemented.push('--writeback');
-  if (opts.posixAcl) opts.notYetImplemented.push('--posix-acl');
-  if (opts.announceSubmounts) opts.notYetImplemented.push('--announce-submounts');
   if (opts.inodeFileHandles !== 'never') opts.notYetImplemented.push(`--inode-file-handles ${opts.inodeFileHandles}`);
   return opts;
 }

@@ -5,6 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { SimulatedFrontend } from '@vfsd/vhost';
 import { FuseClient } from '@vfsd/core';
+import { parseOptions, type Options } from '../src/options';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'vfsd');
 
@@ -42,6 +43,18 @@ describe('vfsd options', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(message as RegExp);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('the INIT features: virtiofsd\'s spellings, --posix-acl implies --xattr, KILLPRIV_V2 on unless turned off', () => {
+    const parse = (args: string[]): Options => parseOptions(['--socket-path', '/tmp/a.sock', ...args]) as Options;
+    const plain = parse(['--shared-dir', dir]);
+    expect([plain.writeback, plain.posixAcl, plain.xattr, plain.announceSubmounts, plain.killprivV2]).toEqual([false, false, false, false, true]);
+    const c = parse(['-o', `source=${dir},writeback,posix_acl,announce_submounts,no_killpriv_v2`]);
+    expect([c.writeback, c.posixAcl, c.xattr, c.announceSubmounts, c.killprivV2]).toEqual([true, true, true, true, false]);
+    expect(c.notYetImplemented).toEqual([]);
+    const l = parse(['--shared-dir', dir, '--writeback', '--posix-acl', '--announce-submounts', '--no-killpriv-v2']);
+    expect([l.writeback, l.posixAcl, l.xattr, l.announceSubmounts, l.killprivV2]).toEqual([true, true, true, true, false]);
+    expect(parse(['-o', `source=${dir},killpriv_v2`]).killprivV2).toBe(true);
   });
 
   test('--help shows examples; --version prints the version', () => {

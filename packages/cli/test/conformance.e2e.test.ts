@@ -13,8 +13,8 @@ interface Run {
   output: string;
 }
 
-function conformance(which: 'vfsd' | 'virtiofsd'): Run {
-  const r = spawnSync(path.join(REPO, 'scripts', 'guest', 'conformance.sh'), [which], { encoding: 'utf8', timeout: 420_000 });
+function conformance(which: 'vfsd' | 'virtiofsd', ...daemonArgs: string[]): Run {
+  const r = spawnSync(path.join(REPO, 'scripts', 'guest', 'conformance.sh'), [which, ...daemonArgs], { encoding: 'utf8', timeout: 420_000 });
   const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   const passed = new Set<string>();
   const failed = new Map<string, string>();
@@ -42,4 +42,13 @@ test('vfsd passes at least as many guest conformance checks as the C virtiofsd, 
   expect(ours.passed.has('host:large-file-checksum')).toBe(true);
   // Every check virtiofsd passes, vfsd passes too.
   for (const name of theirs.passed) expect([name, ours.passed.has(name)]).toEqual([name, true]);
+});
+
+test('with the writeback cache (the guest caches writes and sends them later) every check still passes', async () => {
+  await guest.setup();
+  const wb = conformance('vfsd', '--writeback');
+  console.log(`vfsd --writeback: ${wb.passed.size} passed; failed: ${[...wb.failed].map(([k, v]) => `${k} (${v})`).join(', ') || 'none'}`);
+  expect(wb.output).toMatch(/HOST-TOTAL \d+\/0/);
+  expect(wb.failed.size).toBe(0);
+  expect(wb.passed.size).toBeGreaterThanOrEqual(29);
 });

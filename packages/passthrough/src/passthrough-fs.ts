@@ -17,6 +17,7 @@ import {
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
   FUSE_ATOMIC_O_TRUNC,
+  FUSE_ATTR_SUBMOUNT,
   FUSE_AUTO_INVAL_DATA,
   FUSE_CACHE_SYMLINKS,
   FUSE_DONT_MASK,
@@ -24,13 +25,20 @@ import {
   FUSE_EXPORT_SUPPORT,
   FUSE_FLOCK_LOCKS,
   FUSE_FSYNC_FDATASYNC,
+  FUSE_HANDLE_KILLPRIV_V2,
   FUSE_LK_FLOCK,
+  FUSE_OPEN_KILL_SUIDGID,
   FUSE_PARALLEL_DIROPS,
+  FUSE_POSIX_ACL,
   FUSE_POSIX_LOCKS,
   FUSE_READDIRPLUS_AUTO,
   FUSE_RELEASE_FLOCK_UNLOCK,
   FUSE_ROOT_ID,
+  FUSE_SUBMOUNTS,
+  FUSE_WRITEBACK_CACHE,
+  FUSE_WRITE_KILL_SUIDGID,
   FsError,
+  joinInitFlags,
   splitInitFlags,
   type AccessRequest,
   type CopyFileRangeRequest,
@@ -87,6 +95,7 @@ import type { Op, OpKind, OpResult } from './pool/ops';
 import { WorkerPool, type ShutdownReport, type SubmitOptions, type WorkerPoolOptions } from './pool/worker-pool';
 import {
   O_ACCMODE,
+  O_APPEND,
   O_CLOEXEC,
   O_CREAT,
   O_DIRECTORY,
@@ -96,7 +105,9 @@ import {
   O_NONBLOCK,
   O_PATH,
   O_RDONLY,
+  O_RDWR,
   O_TRUNC,
+  O_WRONLY,
   S_IFDIR,
   S_IFIFO,
   S_IFMT,
@@ -129,6 +140,21 @@ export interface PassthroughOptions {
   xattr?: boolean;
   /** Refuse every change to the shared directory with EROFS (default false). */
   readonly?: boolean;
+  /**
+   * Offer FUSE_WRITEBACK_CACHE (default false): the guest caches writes and sends them later. Files are
+   * then opened read-write even for O_WRONLY (the guest reads to fill partial pages), and O_APPEND is the
+   * guest's to apply.
+   */
+  writeback?: boolean;
+  /** Offer FUSE_POSIX_ACL (default false; needs xattr): the guest enforces ACLs, new inodes get default ACLs. */
+  posixAcl?: boolean;
+  /** Offer FUSE_SUBMOUNTS (default false): directories on another mount are announced as submounts. */
+  announceSubmounts?: boolean;
+  /**
+   * Offer FUSE_HANDLE_KILLPRIV_V2 (default true): the guest leaves clearing set-id bits on write, truncate
+   * and chown to the daemon, saving it a SETATTR after them.
+   */
+  killprivV2?: boolean;
 }
 
 export type CacheMode = 'never' | 'metadata' | 'auto' | 'always';
@@ -181,6 +207,9 @@ export class PassthroughFs implements FileSystem {
   private readonly cache: CacheMode;
   private readonly xattr: boolean;
   private readonly readonly: boolean;
+  private readonly announceSubmounts: boolean;
+  /** What the last INIT negotiated (each connection starts with one). */
+  private negotiated = { writeback: false, posixAcl: false, submounts: false, killprivV2: false };
   /**
    * Root: requests run with the caller's fsuid/fsgid (switched on the thread that runs each call, see
    * sys/creds.ts), so the host checks permissions and new inodes belong to the caller, as virtiofsd.
@@ -194,6 +223,8 @@ export class PassthroughFs implements FileSystem {
   private active = 0;
 
   constructor(options: PassthroughOptions) {
+    // Checked before anything is opened or started.
+    if (options.posixAcl && !options.xattr) throw new Error('POSIX ACLs need xattr support (the guest reads them as system.posix_acl_* xattrs)');
     this.pool = new WorkerPool({ ...options.pool, threadPoolSize: options.threadPoolSize ?? 0 });
     this.cache = options.cache ?? 'auto';
     this.xattr = options.xattr ?? false;
@@ -206,6 +237,12 @@ export class PassthroughFs implements FileSystem {
     // applied here (DONT_MASK), no shared state between directory operations.
     flags |= FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_AUTO_INVAL_DATA | FUSE_PARALLEL_DIROPS;
     if (this.cache !== 'never') flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_CACHE_SYMLINKS;
+    // As virtiofsd, a writeback cache is never offered on a read-only share (nothing to write back).
+    if (options.writeback && !this.readonly) flags |= FUSE_WRITEBACK_CACHE;
+    if (options.posixAcl) flags |= FUSE_POSIX_ACL;
+    this.announceSubmounts = options.announceSubmounts ?? false;
+    if (this.announceSubmounts) flags |= FUSE_SUBMOUNTS;
+    if (options.killprivV2 ?? true) flags |= FUSE_HANDLE_KILLPRIV_V2;
     this.initFlags = flags;
     this.asRoot = CREDS_ENABLED;
     // As virtiofsd: no supplementary groups (the daemon's, root's, would otherwise apply to every caller).
@@ -220,13 +257,22 @@ export class PassthroughFs implements FileSystem {
     // Synchronous at start-up: the shared directory must exist before the first request.
     const rootFd = fs.openSync(options.sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     // O_PATH fds close instantly: close them on the spot. Open files may flush (NFS): via the pool.
-    this.inodes = new InodeTable(rootFd, fstatRecord(rootFd), closeQuietly);
+    this.inodes = new InodeTable(rootFd, fstatRecord(rootFd), closeQuietly, this.announceSubmounts);
     this.handles = new HandleTable((fd) => this.closeFile(fd));
     this.locks = new LockTable(this.pool, (fd) => this.closeFile(fd));
   }
 
-  async init(_ctx: RequestContext, _req: InitRequest): Promise<InitReply> {
-    const { flags, flags2 } = splitInitFlags(this.initFlags);
+  async init(_ctx: RequestContext, req: InitRequest): Promise<InitReply> {
+    // The server answers with what both sides have; remember which of the flags that change our
+    // behaviour that is.
+    const both = joinInitFlags(req.arg) & this.initFlags;
+    this.negotiated = {
+      writeback: (both & FUSE_WRITEBACK_CACHE) !== 0n,
+      posixAcl: (both & FUSE_POSIX_ACL) !== 0n,
+      submounts: (both & FUSE_SUBMOUNTS) !== 0n,
+      killprivV2: (both & FUSE_HANDLE_KILLPRIV_V2) !== 0n,
+    };
+    const { flags, flags2 } = splitInitFlags(both);
     return { flags, flags2 };
   }
 
@@ -261,7 +307,7 @@ export class PassthroughFs implements FileSystem {
       throw new FsError(EINVAL, 'shut down');
     }
     const entry = this.inodes.addLookup(found.fd, found.stat);
-    return toEntryOut(entry.nodeid, found.stat, this.entryTimeout, this.attrTimeout);
+    return this.entryOut(parent, entry, found.stat);
   }
 
   forget(req: ForgetRequest): void {
@@ -290,7 +336,7 @@ export class PassthroughFs implements FileSystem {
     try {
       if (inode.type === S_IFDIR && (req.arg.flags & O_ACCMODE) !== 0) throw new FsError(EISDIR);
       if (this.readonly && ((req.arg.flags & O_ACCMODE) !== 0 || (req.arg.flags & O_TRUNC) !== 0)) throw new FsError(EROFS);
-      const flags = req.arg.flags & ~OPEN_FLAGS_DROPPED;
+      const flags = this.openFlags(req.arg.flags & ~OPEN_FLAGS_DROPPED);
       // Opening a FIFO without O_NONBLOCK waits for a peer, possibly forever: the waiter lane.
       const mayBlock = inode.type === S_IFIFO && (flags & O_NONBLOCK) === 0;
       if (mayBlock) this.active--; // a FIFO waiting for its peer is no load on the main thread
@@ -299,6 +345,14 @@ export class PassthroughFs implements FileSystem {
       if (this.closed) {
         closeQuietly(fd);
         throw new FsError(EINVAL, 'shut down');
+      }
+      if ((flags & O_TRUNC) !== 0 && this.killsSuidgid(req.arg.open_flags, FUSE_OPEN_KILL_SUIDGID)) {
+        try {
+          await this.pool.submit({ kind: 'killSuidgid', fd }, this.submitOptions(ctx));
+        } catch (err) {
+          closeQuietly(fd);
+          throw err;
+        }
       }
       return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags: this.fileOpenFlags() };
     } finally {
@@ -386,7 +440,7 @@ export class PassthroughFs implements FileSystem {
         if (plus) {
           if (e.fd !== undefined && e.stat) {
             const inode = this.inodes.addLookup(e.fd, e.stat);
-            d.entry = toEntryOut(inode.nodeid, e.stat, this.entryTimeout, this.attrTimeout);
+            d.entry = this.entryOut(this.inodes.get(h.nodeid), inode, e.stat);
           } else {
             d.entry = noEntry(e.ino, e.type);
           }
@@ -410,9 +464,9 @@ export class PassthroughFs implements FileSystem {
     checkName(req.name);
     this.checkWritable();
     return this.withInode(req.header.nodeid, async (parent) => {
-      const flags = req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT);
-      const mode = req.arg.mode & ~req.arg.umask & 0o7777;
-      const made = await this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, mode });
+      const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT));
+      const killSuidgid = (flags & O_TRUNC) !== 0 && this.killsSuidgid(req.arg.open_flags, FUSE_OPEN_KILL_SUIDGID);
+      const made = await this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, ...this.newMode(req.arg), killSuidgid });
       return this.addCreated(made);
     });
   }
@@ -420,9 +474,8 @@ export class PassthroughFs implements FileSystem {
   async tmpfile(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
     this.checkWritable();
     return this.withInode(req.header.nodeid, async (parent) => {
-      const flags = req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT);
-      const mode = req.arg.mode & ~req.arg.umask & 0o7777;
-      const made = await this.run(ctx, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, mode });
+      const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT));
+      const made = await this.run(ctx, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, ...this.newMode(req.arg) });
       return this.addCreated(made);
     });
   }
@@ -436,7 +489,11 @@ export class PassthroughFs implements FileSystem {
   async write(ctx: RequestContext, req: WriteRequest): Promise<number> {
     this.checkWritable();
     return this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
-      this.run(ctx, { kind: 'write', fd: h.file.fd, offset: req.arg.offset, data: req.data }, req.data.length >= BIG_IO),
+      this.run(
+        ctx,
+        { kind: 'write', fd: h.file.fd, offset: req.arg.offset, data: req.data, killSuidgid: this.killsSuidgid(req.arg.write_flags, FUSE_WRITE_KILL_SUIDGID) },
+        req.data.length >= BIG_IO,
+      ),
     );
   }
 
@@ -481,15 +538,15 @@ export class PassthroughFs implements FileSystem {
   async mkdir(ctx: RequestContext, req: MkdirRequest): Promise<FuseEntryOut> {
     checkName(req.name);
     this.checkWritable();
-    const mode = req.arg.mode & ~req.arg.umask & 0o7777;
-    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mkdirAt', dirFd, name: req.name, mode }));
+    const mode = this.newMode(req.arg);
+    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mkdirAt', dirFd, name: req.name, ...mode }));
   }
 
   async mknod(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOut> {
     checkName(req.name);
     this.checkWritable();
-    const mode = (req.arg.mode & S_IFMT) | (req.arg.mode & ~req.arg.umask & 0o7777);
-    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mknodAt', dirFd, name: req.name, mode, rdev: req.arg.rdev }));
+    const mode = { ...this.newMode(req.arg), mode: req.arg.mode & (S_IFMT | 0o7777) };
+    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mknodAt', dirFd, name: req.name, ...mode, rdev: req.arg.rdev }));
   }
 
   async symlink(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOut> {
@@ -614,6 +671,39 @@ export class PassthroughFs implements FileSystem {
 
   private checkXattr(): void {
     if (!this.xattr) throw new FsError(ENOSYS);
+  }
+
+  /**
+   * open(2) flags as the host file is opened with: with a writeback cache the guest reads write-only
+   * files too (to fill partial pages) and applies O_APPEND itself at the offsets it sends.
+   */
+  private openFlags(flags: number): number {
+    if (!this.negotiated.writeback) return flags;
+    if ((flags & O_ACCMODE) === O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
+    return flags & ~O_APPEND;
+  }
+
+  /** Whether a request's flag asks the daemon to clear set-id bits (it does only with KILLPRIV_V2). */
+  private killsSuidgid(flags: number, bit: number): boolean {
+    return this.negotiated.killprivV2 && (flags & bit) !== 0;
+  }
+
+  /** A new inode's mode and umask; with POSIX ACLs the umask gives way to a directory's default ACL. */
+  private newMode(arg: { mode: number; umask: number }): { mode: number; umask: number; aclAware: boolean } {
+    return { mode: arg.mode & 0o7777, umask: arg.umask, aclAware: this.negotiated.posixAcl };
+  }
+
+  /**
+   * The entry of a looked-up inode; with submounts announced, a directory on another mount than its
+   * parent's (another filesystem, or a bind mount) carries FUSE_ATTR_SUBMOUNT, so the guest mounts it
+   * separately (its own st_dev, as on the host).
+   */
+  private entryOut(parent: InodeEntry | undefined, inode: InodeEntry, st: StatRecord): FuseEntryOut {
+    const out = toEntryOut(inode.nodeid, st, this.entryTimeout, this.attrTimeout);
+    if (this.negotiated.submounts && parent && inode.type === S_IFDIR && inode !== parent && this.inodes.onOtherMount(parent, inode)) {
+      out.attr.flags |= FUSE_ATTR_SUBMOUNT;
+    }
+    return out;
   }
 
   private fileOpenFlags(): number {

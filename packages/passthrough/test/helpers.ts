@@ -3,8 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  FUSE_INIT_EXT,
   FUSE_ROOT_ID,
   FuseOpcode,
+  splitInitFlags,
+  type InitRequest,
   type FuseFileLock,
   type FuseInHeader,
   type RequestContext,
@@ -29,6 +32,18 @@ export function ctx(signal: AbortSignal = new AbortController().signal): Request
 
 function base<K extends FuseOpcode>(opcode: K, nodeid: bigint) {
   return { opcode, noReply: false as const, header: header(opcode, nodeid), ext: undefined };
+}
+
+/** A decoded request: opcode, header for nodeid, and the rest of its fields (loosely typed, for tests). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function rq(opcode: FuseOpcode, nodeid: bigint, fields: Record<string, unknown> = {}): any {
+  return { opcode, noReply: false, header: header(opcode, nodeid), ext: undefined, ...fields };
+}
+
+/** What a Linux 6.x guest sends: every flag it knows of (the passthrough offers a subset). */
+export function initReq(flags: bigint = (1n << 64n) - 1n): InitRequest {
+  const split = splitInitFlags(flags | FUSE_INIT_EXT);
+  return { ...base(FuseOpcode.FUSE_INIT, 0n), arg: { major: 7, minor: 38, max_readahead: 131072, flags: split.flags, flags2: split.flags2 } as InitRequest['arg'] };
 }
 
 export function lookupReq(name: string | Buffer, parent: bigint = FUSE_ROOT_ID): LookupRequest {

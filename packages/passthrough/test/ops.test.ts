@@ -35,7 +35,7 @@ import {
 } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { lseek as hostLseek } from '../src/sys/libc';
-import { ctx, header, lookupReq, openReq, releaseReq, tempDir } from './helpers';
+import { ctx, initReq, lookupReq, openReq, releaseReq, rq, tempDir } from './helpers';
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -51,12 +51,6 @@ const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const RENAME_NOREPLACE = 1;
 const RENAME_EXCHANGE = 2;
-
-/** A decoded request: opcode, header for nodeid, and the rest of its fields. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function rq(opcode: FuseOpcode, nodeid: bigint, fields: Record<string, unknown> = {}): any {
-  return { opcode, noReply: false, header: header(opcode, nodeid), ext: undefined, ...fields };
-}
 
 /** The positive errno the host gives for fn, or 0. */
 function hostErrno(fn: () => unknown): number {
@@ -133,7 +127,7 @@ describe.each([
 
   describe('INIT', () => {
     test('offers readdirplus and export support; the options change the open flags', async () => {
-      const r = await pfs.init(ctx(), {} as never);
+      const r = await pfs.init(ctx(), initReq());
       const flags = joinInitFlags({ flags: r.flags ?? 0, flags2: r.flags2 ?? 0 });
       expect(flags & FUSE_DO_READDIRPLUS).toBe(FUSE_DO_READDIRPLUS);
       expect(flags & FUSE_EXPORT_SUPPORT).toBe(FUSE_EXPORT_SUPPORT);
@@ -142,7 +136,7 @@ describe.each([
       await pfs.release(ctx(), releaseReq(a.nodeid, fh));
       await pfs.shutdown();
       pfs = make({ cache: 'never' });
-      const never = joinInitFlags({ flags: (await pfs.init(ctx(), {} as never)).flags ?? 0, flags2: 0 });
+      const never = joinInitFlags({ flags: (await pfs.init(ctx(), initReq())).flags ?? 0, flags2: 0 });
       expect(never & FUSE_DO_READDIRPLUS).toBe(0n);
       const n = await lookup('a.txt');
       expect(n.entry_valid).toBe(0n);

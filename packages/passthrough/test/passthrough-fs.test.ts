@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EBADF, EINVAL, ENOENT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FsError, joinInitFlags } from '@vfsd/core';
 import { PassthroughFs } from '../src';
-import { ctx, flushReq, forgetReq, getattrReq, lookupReq, openReq, releaseReq, sleep, tempDir } from './helpers';
+import { ctx, flushReq, initReq, forgetReq, getattrReq, lookupReq, openReq, releaseReq, sleep, tempDir } from './helpers';
 
 const S_IFMT = 0o170000;
 
@@ -35,7 +35,7 @@ describe.each([0, 1])('PassthroughFs basics (threadPoolSize %i)', (threadPoolSiz
   });
 
   test('init offers POSIX and flock locks', async () => {
-    const reply = await pfs.init(ctx(), {} as never);
+    const reply = await pfs.init(ctx(), initReq());
     const flags = joinInitFlags({ flags: reply.flags ?? 0, flags2: reply.flags2 ?? 0 });
     expect(flags & FUSE_POSIX_LOCKS).toBe(FUSE_POSIX_LOCKS);
     expect(flags & FUSE_FLOCK_LOCKS).toBe(FUSE_FLOCK_LOCKS);

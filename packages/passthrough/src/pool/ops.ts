@@ -32,13 +32,16 @@ export interface OpTable {
    * '..' is looked up (a new O_PATH fd and its stat). Entries that vanished before their lookup are left out.
    */
   readdir: { req: { fd: number; offset: bigint; size: number; plus: boolean }; res: ReaddirEntry[] };
-  /** openat(dirFd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode); plus an O_PATH fd of the new inode. */
-  create: { req: { dirFd: number; name: Uint8Array; flags: number; mode: number }; res: Created };
-  /** openat(dirFd, ".", O_TMPFILE | flags, mode); plus an O_PATH fd of the new inode. */
-  tmpfile: { req: { dirFd: number; flags: number; mode: number }; res: Created };
+  /**
+   * openat(dirFd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode with umask applied); plus an O_PATH fd
+   * of the new inode. With killSuidgid, an existing file it truncates loses its set-id bits (KILLPRIV_V2).
+   */
+  create: { req: { dirFd: number; name: Uint8Array; flags: number } & NewMode & { killSuidgid?: boolean }; res: Created };
+  /** openat(dirFd, ".", O_TMPFILE | flags, mode with umask applied); plus an O_PATH fd of the new inode. */
+  tmpfile: { req: { dirFd: number; flags: number } & NewMode; res: Created };
   /** mkdirat / mknodat / symlinkat, then the lookup of the new name. */
-  mkdirAt: { req: { dirFd: number; name: Uint8Array; mode: number }; res: { fd: number; stat: StatRecord } };
-  mknodAt: { req: { dirFd: number; name: Uint8Array; mode: number; rdev: number }; res: { fd: number; stat: StatRecord } };
+  mkdirAt: { req: { dirFd: number; name: Uint8Array } & NewMode; res: { fd: number; stat: StatRecord } };
+  mknodAt: { req: { dirFd: number; name: Uint8Array; rdev: number } & NewMode; res: { fd: number; stat: StatRecord } };
   symlinkAt: { req: { dirFd: number; name: Uint8Array; target: Uint8Array }; res: { fd: number; stat: StatRecord } };
   /** linkat of the inode behind fd to newDir/newName, then its lookup. */
   linkAt: { req: { fd: number; newDir: number; newName: Uint8Array }; res: { fd: number; stat: StatRecord } };
@@ -49,7 +52,10 @@ export interface OpTable {
   /** Applies the SETATTR changes in order (mode, owner, size, times); resolves with the new stat. */
   setattr: { req: SetattrOp; res: StatRecord };
   read: { req: { fd: number; offset: bigint; size: number }; res: Uint8Array };
-  write: { req: { fd: number; offset: bigint; data: Uint8Array }; res: number };
+  /** pwrite; with killSuidgid the file first loses its set-id bits, as a write by a caller without CAP_FSETID. */
+  write: { req: { fd: number; offset: bigint; data: Uint8Array; killSuidgid?: boolean }; res: number };
+  /** Clears S_ISUID, and S_ISGID if group-executable, as the kernel's file_remove_privs (KILLPRIV_V2). */
+  killSuidgid: { req: { fd: number }; res: undefined };
   fsync: { req: { fd: number; datasync: boolean }; res: undefined };
   fallocate: { req: { fd: number; mode: number; offset: bigint; length: bigint }; res: undefined };
   lseek: { req: { fd: number; offset: bigint; whence: number }; res: bigint };
@@ -62,6 +68,16 @@ export interface OpTable {
   listxattr: { req: { fd: number }; res: Uint8Array };
   setxattr: { req: { fd: number; name: Uint8Array; value: Uint8Array; flags: number }; res: undefined };
   removexattr: { req: { fd: number; name: Uint8Array }; res: undefined };
+}
+
+/**
+ * The mode of a new inode and the caller's umask. The umask is applied unless `aclAware` is set and the
+ * directory has a default POSIX ACL: then, as POSIX.1e says, the host applies the ACL instead.
+ */
+export interface NewMode {
+  mode: number;
+  umask: number;
+  aclAware?: boolean;
 }
 
 export interface ReaddirEntry {

@@ -6,6 +6,7 @@ import {
   FATTR_ATIME,
   FATTR_ATIME_NOW,
   FATTR_GID,
+  FATTR_KILL_SUIDGID,
   FATTR_MODE,
   FATTR_MTIME,
   FATTR_MTIME_NOW,
@@ -20,6 +21,10 @@ import {
   O_PATH,
   O_TMPFILE,
   SEEK_SET,
+  S_IFMT,
+  S_ISGID,
+  S_ISUID,
+  S_IXGRP,
   UTIME_NOW,
   UTIME_OMIT,
 } from '../sys/constants';
@@ -52,7 +57,7 @@ import {
 } from '../sys/libc';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statRecord } from '../sys/stat';
-import { FD_ONLY_KINDS, type CancelToken, type Created, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
+import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
 
 const EINTR = 4;
 const AT_FDCWD = -100;
@@ -179,6 +184,41 @@ function writeAll(fd: number, offset: bigint, data: Uint8Array): number {
   return done;
 }
 
+const ACL_DEFAULT = Buffer.from('system.posix_acl_default');
+const ENODATA = 61;
+const EOPNOTSUPP = 95;
+
+/**
+ * The permission bits a new inode is made with: the caller's umask applied, unless the directory has a
+ * default ACL (only asked with POSIX ACLs on): then the host derives them from the ACL, ignoring the
+ * umask, as it would for a local caller (the daemon's own umask is 0).
+ */
+function newMode(dirFd: number, m: NewMode): number {
+  if (m.aclAware) {
+    const r = getxattr(procPath(dirFd), ACL_DEFAULT, null);
+    if (r >= 0) return m.mode;
+    if (r !== -ENODATA && r !== -EOPNOTSUPP) check('getxattr', r);
+  }
+  return m.mode & ~(m.umask & 0o777);
+}
+
+/**
+ * What the kernel's file_remove_privs does for a caller without CAP_FSETID: S_ISUID goes, and S_ISGID
+ * when the group may execute (without it, S_ISGID means mandatory locking, kept). The guest asks for it
+ * with HANDLE_KILLPRIV_V2 (on WRITE, SETATTR and O_TRUNC opens); the daemon, root, would keep them.
+ */
+function killSuidgid(fd: number, isPathFd = false): void {
+  const mode = Number(fs.fstatSync(fd).mode);
+  let kill = mode & S_ISUID;
+  if ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if (kill === 0) return;
+  // As the daemon: the kernel clears the bits for any writer, not only for the owner.
+  useCred(undefined);
+  const next = mode & 0o7777 & ~kill;
+  if (isPathFd) fs.chmodSync(procPath(fd), next);
+  else fs.fchmodSync(fd, next);
+}
+
 function timespec(buf: Buffer, at: number, now: boolean, set: boolean, sec: bigint, nsec: number): void {
   buf.writeBigInt64LE(set && !now ? sec : 0n, at);
   buf.writeBigInt64LE(BigInt(now ? UTIME_NOW : set ? nsec : UTIME_OMIT), at + 8);
@@ -203,6 +243,11 @@ function setattr(op: SetattrOp) {
     timespec(times, 0, (v & FATTR_ATIME_NOW) !== 0, (v & FATTR_ATIME) !== 0, op.atime, op.atimensec);
     timespec(times, 16, (v & FATTR_MTIME_NOW) !== 0, (v & FATTR_MTIME) !== 0, op.mtime, op.mtimensec);
     check('utimensat', utimensFd(op.pathFd, times));
+  }
+  // After a chown or truncate (the changes the kernel asks it for), last since it runs as the daemon;
+  // an explicit new mode wins.
+  if ((v & FATTR_KILL_SUIDGID) !== 0 && (v & FATTR_MODE) === 0 && (v & (FATTR_UID | FATTR_GID | FATTR_SIZE)) !== 0) {
+    killSuidgid(op.pathFd, true);
   }
   return fstatRecord(op.pathFd);
 }
@@ -265,15 +310,19 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       return undefined;
     case 'readdir':
       return readdir(op.fd, op.offset, op.size, op.plus);
-    case 'create':
-      return created(check('openat', openat(op.dirFd, op.name, op.flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, op.mode)));
+    case 'create': {
+      const made = created(check('openat', openat(op.dirFd, op.name, op.flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, newMode(op.dirFd, op))));
+      if (op.killSuidgid) killSuidgid(made.fd);
+      return made;
+    }
     case 'tmpfile':
-      return created(check('openat', openat(op.dirFd, Buffer.from('.'), (op.flags & ~O_CREAT) | O_TMPFILE | O_CLOEXEC, op.mode)));
+      return created(check('openat', openat(op.dirFd, Buffer.from('.'), (op.flags & ~O_CREAT) | O_TMPFILE | O_CLOEXEC, newMode(op.dirFd, op))));
     case 'mkdirAt':
-      check('mkdirat', mkdirat(op.dirFd, op.name, op.mode));
+      check('mkdirat', mkdirat(op.dirFd, op.name, newMode(op.dirFd, op)));
       return lookupAt(op.dirFd, op.name);
     case 'mknodAt':
-      check('mknodat', mknodat(op.dirFd, op.name, op.mode, op.rdev));
+      // The type bits are not the umask's.
+      check('mknodat', mknodat(op.dirFd, op.name, (op.mode & S_IFMT) | newMode(op.dirFd, { ...op, mode: op.mode & 0o7777 }), op.rdev));
       return lookupAt(op.dirFd, op.name);
     case 'symlinkAt':
       check('symlinkat', symlinkat(op.target, op.dirFd, op.name));
@@ -296,7 +345,11 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
     case 'read':
       return readAll(op.fd, op.offset, op.size);
     case 'write':
+      if (op.killSuidgid) killSuidgid(op.fd);
       return writeAll(op.fd, op.offset, op.data);
+    case 'killSuidgid':
+      killSuidgid(op.fd);
+      return undefined;
     case 'fsync':
       if (op.datasync) fs.fdatasyncSync(op.fd);
       else fs.fsyncSync(op.fd);

@@ -12,6 +12,7 @@ export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 export const O_NOCTTY = 0o400;
 export const O_TRUNC = 0o1000;
+export const O_APPEND = 0o2000;
 
 export const F_DUPFD_CLOEXEC = 1030;
 export const F_OFD_GETLK = 36;
@@ -60,7 +61,12 @@ export {
   FATTR_FH,
   FATTR_ATIME_NOW,
   FATTR_MTIME_NOW,
+  FATTR_KILL_SUIDGID,
 } from '@vfsd/core/dist/src/fuse/flags';
+
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+export const S_IXGRP = 0o010;
 
 export const UTIME_NOW = (1 << 30) - 1;
 export const UTIME_OMIT = (1 << 30) - 2;

@@ -205,3 +205,21 @@ export function setxattr(path: string, name: Uint8Array, value: Uint8Array, flag
 export function removexattr(path: string, name: Uint8Array): number {
   return call('removexattr', I32, [U8Array, U8Array], [cPath(path), cString(name)]);
 }
+
+const AT_EMPTY_PATH = 0x1000;
+const STATX_MNT_ID = 0x1000;
+/** Offset of stx_mnt_id in struct statx (linux/stat.h). */
+const STX_MNT_ID = 0x90;
+
+/**
+ * The mount id of the inode behind fd (statx STATX_MNT_ID on "" with AT_EMPTY_PATH; works on O_PATH
+ * fds): two directories with the same st_dev can still be on different mounts (bind mounts).
+ * Negative on failure: -errno, or -1 when the kernel did not report a mount id.
+ */
+export function statxMntId(fd: number): bigint {
+  const buf = Buffer.alloc(256);
+  const r = call('statx', I32, [I32, U8Array, I32, I32, U8Array], [fd, Buffer.alloc(1), AT_EMPTY_PATH, STATX_MNT_ID, buf]);
+  if (r < 0) return BigInt(r);
+  if ((buf.readUInt32LE(0) & STATX_MNT_ID) === 0) return -1n;
+  return buf.readBigUInt64LE(STX_MNT_ID);
+}
