@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The vfsd command: serve a host directory to a QEMU guest over vhost-user.
 import { FuseOpcode, Inspection, VirtioFsDevice, type RequestLogEntry } from '@vfsd/core';
-import { PassthroughFs } from '@vfsd/passthrough';
+import { PassthroughFs, probeFileHandles } from '@vfsd/passthrough';
 import { serve, type Server } from '@vfsd/vhost';
 import { createLogger, vhostLogger } from './logger';
 import { CAPABILITIES, Options, UsageError, parseOptions } from './options';
@@ -48,6 +48,18 @@ export async function run(argv: string[]): Promise<number> {
     const lim = raiseNofileLimit(o.rlimitNofile);
     log.info(`open file limit ${lim.soft} (hard ${lim.hard})`);
   }
+  let fileHandles = o.inodeFileHandles;
+  if (fileHandles !== 'never') {
+    const why = probeFileHandles(o.sharedDir);
+    if (why && fileHandles === 'mandatory') {
+      process.stderr.write(`vfsd: --inode-file-handles mandatory: file handles are unusable on ${o.sharedDir}: ${why}\n`);
+      return 1;
+    }
+    if (why) {
+      log.warn(`--inode-file-handles prefer: holding inodes by fd (${why})`);
+      fileHandles = 'never';
+    }
+  }
   // The inspector page and the trace recorder observe the actors through this hub.
   const inspection = new Inspection();
   const devices = new Set<VirtioFsDevice>();
@@ -92,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
             posixAcl: o.posixAcl,
             announceSubmounts: o.announceSubmounts,
             killprivV2: o.killprivV2,
+            inodeFileHandles: fileHandles,
             pool: inspector ? { inspect: inspector.poolInspect } : undefined,
           }),
           requestQueues: o.requestQueues,

@@ -150,7 +150,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('sandbox', { choices: SANDBOX_MODES, default: 'none' as SandboxMode, describe: 'process sandbox' })
     .option('announce-submounts', { type: 'boolean', default: false, describe: 'tell the guest about mount points inside the share' })
     .option('killpriv-v2', { type: 'boolean', default: true, describe: 'clear set-id bits on write, truncate and chown for the guest (FUSE_HANDLE_KILLPRIV_V2; --no-killpriv-v2: the guest does it)' })
-    .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'keep file handles instead of O_PATH fds for inodes' })
+    .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'hold inodes by file handle, their fds a bounded cache: more inodes than the open-file limit (needs CAP_DAC_READ_SEARCH; prefer: fall back to fds without it)' })
     .option('rlimit-nofile', { type: 'number', describe: 'open file limit to set (0: leave it; default: as high as allowed)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level (debug: one line per request)' })
     .option('log-json', { type: 'boolean', default: false, describe: 'log JSON lines instead of text' })
@@ -220,7 +220,5 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     record: a.record,
     notYetImplemented: [...compat.ignored],
   };
-  // Parsed and validated now; served by the passthrough as it gains them (see README's status).
-  if (opts.inodeFileHandles !== 'never') opts.notYetImplemented.push(`--inode-file-handles ${opts.inodeFileHandles}`);
   return opts;
 }

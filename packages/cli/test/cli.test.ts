@@ -57,6 +57,28 @@ describe('vfsd options', () => {
     expect(parse(['-o', `source=${dir},killpriv_v2`]).killprivV2).toBe(true);
   });
 
+  test('--inode-file-handles mandatory refuses to start where open_by_handle_at is not allowed; prefer falls back', () => {
+    // As an unprivileged user (no CAP_DAC_READ_SEARCH): util-linux's setpriv drops root.
+    const share = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-fh-'));
+    fs.chmodSync(share, 0o777);
+    const asNobody = (mode: string) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, '--socket-path', path.join(share, 's'), '--shared-dir', share, '--inode-file-handles', mode, '--keep-serving'], {
+        encoding: 'utf8',
+        timeout: 3000,
+      });
+    try {
+      const m = asNobody('mandatory');
+      expect(m.status).toBe(1);
+      expect(m.stderr).toMatch(/^vfsd: --inode-file-handles mandatory: file handles are unusable on .*: open_by_handle_at: errno 1 \(needs CAP_DAC_READ_SEARCH\)$/m);
+      // prefer serves (until the timeout ends it), holding inodes by fd.
+      const p = asNobody('prefer');
+      expect(p.stderr).toMatch(/WARN: --inode-file-handles prefer: holding inodes by fd \(open_by_handle_at: errno 1/);
+      expect(p.stderr).toMatch(/serving /);
+    } finally {
+      fs.rmSync(share, { recursive: true, force: true });
+    }
+  });
+
   test('--help shows examples; --version prints the version', () => {
     const h = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
     expect(h.status).toBe(0);

@@ -1,4 +1,5 @@
-export { PassthroughFs, CACHE_TIMEOUT, type CacheMode, type PassthroughOptions } from './passthrough-fs';
+export { PassthroughFs, CACHE_TIMEOUT, probeFileHandles, type CacheMode, type PassthroughOptions } from './passthrough-fs';
+export type { FileHandleMode } from './inode-table';
 export { WorkerPool, type WorkerPoolOptions, type SubmitOptions, type ShutdownReport } from './pool/worker-pool';
 export { poolWorkerMachine, type Lane, type PoolWorkerContext, type PoolWorkerEvent } from './pool/pool-worker.machine';
 export type { PoolWorkerActor } from './pool/pool-worker';

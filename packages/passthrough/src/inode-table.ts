@@ -1,25 +1,53 @@
 // nodeid -> host inode, as the Rust virtiofsd's InodeStore: each inode is held by an O_PATH fd (never a
 // path, so renames on the host cannot redirect it), keyed by (st_dev, st_ino) so that two lookups of the
 // same host inode share one nodeid, and counted by the kernel's lookups (FORGET decrements).
+//
+// With file handles (--inode-file-handles), an inode is also held by its handle (name_to_handle_at):
+// its O_PATH fd is then only a cache, closed when too many are open and reopened by handle on next use,
+// so the number of inodes a guest may know is no longer bounded by the open-file limit.
 import { EBADF, FUSE_ROOT_ID, FsError } from '@vfsd/core';
 import { SharedFd } from './shared-fd';
-import { statxMntId } from './sys/libc';
+import * as fs from 'node:fs';
+import { O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from './sys/constants';
+import { nameToHandleAt, openByHandleAt, statxMntId } from './sys/libc';
 import type { StatRecord } from './sys/stat';
 
 export interface InodeEntry {
   readonly nodeid: bigint;
-  readonly handle: SharedFd;
+  /** The O_PATH fd; pin it (InodeTable.pin) for as long as a call uses it. Replaced when reopened by handle. */
+  handle: SharedFd;
   readonly key: string;
   /** File type bits (S_IFMT) seen at lookup; a host inode never changes type. */
   readonly type: number;
   readonly dev: bigint;
   /** The mount a directory was found on (with mountIds; negative if the kernel did not say). */
   readonly mntId?: bigint;
+  /** struct file_handle and its mount, with file handles on: what reopens the fd once closed. */
+  readonly fileHandle?: { readonly handle: Buffer; readonly mountId: number };
+  /** The fd was closed to stay under the cache size; the next pin reopens it by handle. */
+  evicted: boolean;
   lookups: bigint;
 }
 
-const S_IFMT = 0o170000;
+export type FileHandleMode = 'never' | 'prefer' | 'mandatory';
 
+export interface InodeTableOptions {
+  /**
+   * Directories are keyed by their mount too (statx, about 7 µs per directory lookup): one directory
+   * bind-mounted elsewhere in the share is then two inodes, each on its own mount, so that it can be
+   * announced as a submount where it is one.
+   */
+  mountIds?: boolean;
+  /**
+   * 'prefer': inodes whose filesystem gives file handles keep one, the rest an fd for life;
+   * 'mandatory': a lookup whose inode has no handle fails with the errno. Default 'never'.
+   */
+  fileHandles?: FileHandleMode;
+  /** With file handles: how many inode fds stay open at most (the least recently used close first). */
+  fdCache?: number;
+}
+
+const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
 /** (st_dev, st_ino), and the mount id for a directory when mounts are told apart. */
@@ -31,34 +59,61 @@ export class InodeTable {
   private readonly byId = new Map<bigint, InodeEntry>();
   private readonly byKey = new Map<string, InodeEntry>();
   private nextId = FUSE_ROOT_ID + 1n;
-
+  private readonly mountIds: boolean;
+  private readonly fileHandles: FileHandleMode;
+  private readonly fdCache: number;
+  /** Entries with a file handle whose fd is open, least recently pinned first (Map order). */
+  private readonly open = new Map<bigint, InodeEntry>();
   /**
-   * With `mountIds`, directories are keyed by their mount too (statx, about 7 µs per directory
-   * lookup): one directory bind-mounted elsewhere in the share is then two inodes, each on its own
-   * mount, so that it can be announced as a submount where it is one.
+   * A directory fd on each mount that file handles were taken on (open_by_handle_at's mount_fd, which
+   * must not be O_PATH): the first directory looked up there, opened for reading.
    */
+  private readonly mountFds = new Map<number, number>();
+
   constructor(
     rootFd: number,
     rootStat: StatRecord,
     private readonly closeFd: (fd: number) => void,
-    private readonly mountIds = false,
+    options: InodeTableOptions = {},
   ) {
-    // The root's count never reaches 0: the kernel does not forget it, and we must not close it.
-    this.insert(FUSE_ROOT_ID, rootFd, rootStat, 1n << 62n, this.mountIdOf(rootFd, rootStat));
+    this.mountIds = options.mountIds ?? false;
+    this.fileHandles = options.fileHandles ?? 'never';
+    this.fdCache = Math.max(16, options.fdCache ?? 8192);
+    // The root's count never reaches 0: the kernel does not forget it, and we must not close it (nor
+    // does it need a handle).
+    this.insert(FUSE_ROOT_ID, rootFd, rootStat, 1n << 62n, this.mountIdOf(rootFd, rootStat), undefined);
+    if (this.fileHandles !== 'never') this.mountFdFor(rootFd, rootStat);
   }
 
   get size(): number {
     return this.byId.size;
   }
 
+  /** Inode fds open now that a handle could reopen (bounded by fdCache). */
+  get cachedFds(): number {
+    return this.open.size;
+  }
+
   get(nodeid: bigint): InodeEntry | undefined {
     return this.byId.get(nodeid);
   }
 
-  /** The inode with its fd pinned for one call; unpin with entry.handle.unpin(). EBADF if unknown. */
+  /**
+   * The inode with its fd pinned for one call; unpin with entry.handle.unpin(). EBADF if unknown; an
+   * inode held by its handle alone is reopened first (ESTALE if it no longer exists).
+   */
   pin(nodeid: bigint): InodeEntry {
     const entry = this.byId.get(nodeid);
-    if (!entry || !entry.handle.pin()) throw new FsError(EBADF, `unknown nodeid ${nodeid}`);
+    if (!entry) throw new FsError(EBADF, `unknown nodeid ${nodeid}`);
+    if (entry.fileHandle) {
+      if (entry.evicted) this.reopen(entry);
+      else {
+        this.open.delete(nodeid);
+        this.open.set(nodeid, entry);
+      }
+    }
+    if (!entry.handle.pin()) throw new FsError(EBADF, `unknown nodeid ${nodeid}`);
+    this.trim();
     return entry;
   }
 
@@ -74,7 +129,22 @@ export class InodeTable {
       this.closeFd(fd);
       return known;
     }
-    return this.insert(this.nextId++, fd, stat, 1n, mntId);
+    let fileHandle: InodeEntry['fileHandle'];
+    if (this.fileHandles !== 'never') {
+      const h = nameToHandleAt(fd);
+      if (typeof h === 'number') {
+        if (this.fileHandles === 'mandatory') {
+          this.closeFd(fd);
+          throw new FsError(-h, 'no file handle for this inode');
+        }
+      } else if (this.mountFds.has(h.mountId) || this.mountFdFor(fd, stat) === h.mountId) {
+        fileHandle = { handle: Buffer.from(h.handle), mountId: h.mountId };
+      }
+      // Else a file bind-mounted on its own (no directory of its mount seen): it keeps its fd for life.
+    }
+    const entry = this.insert(this.nextId++, fd, stat, 1n, mntId, fileHandle);
+    this.trim();
+    return entry;
   }
 
   /**
@@ -97,6 +167,7 @@ export class InodeTable {
     if (entry.lookups > 0n) return undefined;
     this.byId.delete(nodeid);
     this.byKey.delete(entry.key);
+    this.open.delete(nodeid);
     entry.handle.close();
     return entry;
   }
@@ -110,29 +181,73 @@ export class InodeTable {
     return parent.mntId !== undefined && inode.mntId !== undefined && parent.mntId >= 0n && inode.mntId >= 0n && parent.mntId !== inode.mntId;
   }
 
+  /** Drops everything (shutdown), root included. */
+  clear(): void {
+    for (const entry of this.byId.values()) entry.handle.close();
+    for (const fd of this.mountFds.values()) this.closeFd(fd);
+    this.byId.clear();
+    this.byKey.clear();
+    this.open.clear();
+    this.mountFds.clear();
+  }
+
+  /**
+   * Records a mount fd for the mount of a directory (opened read-only through its O_PATH fd); returns
+   * the mount id, or -1 for a non-directory or a failure.
+   */
+  private mountFdFor(fd: number, stat: StatRecord): number {
+    if ((stat.mode & S_IFMT) !== S_IFDIR) return -1;
+    const h = nameToHandleAt(fd);
+    if (typeof h === 'number') return -1;
+    if (this.mountFds.has(h.mountId)) return h.mountId;
+    try {
+      this.mountFds.set(h.mountId, fs.openSync(`/proc/self/fd/${fd}`, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      return h.mountId;
+    } catch {
+      return -1;
+    }
+  }
+
   private mountIdOf(fd: number, stat: StatRecord): bigint | undefined {
     return this.mountIds && (stat.mode & S_IFMT) === S_IFDIR ? statxMntId(fd) : undefined;
   }
 
-  /** Drops everything (shutdown), root included. */
-  clear(): void {
-    for (const entry of this.byId.values()) entry.handle.close();
-    this.byId.clear();
-    this.byKey.clear();
+  private reopen(entry: InodeEntry): void {
+    const h = entry.fileHandle!;
+    const fd = openByHandleAt(this.mountFds.get(h.mountId) ?? -1, h.handle, O_PATH | O_CLOEXEC);
+    if (fd < 0) throw new FsError(-fd, `nodeid ${entry.nodeid}: open_by_handle_at`);
+    entry.handle = new SharedFd(fd, this.closeFd);
+    entry.evicted = false;
+    this.open.set(entry.nodeid, entry);
   }
 
-  private insert(nodeid: bigint, fd: number, stat: StatRecord, lookups: bigint, mntId: bigint | undefined): InodeEntry {
+  /** Closes the least recently used unpinned fds that a handle can reopen, down to fdCache. */
+  private trim(): void {
+    if (this.open.size <= this.fdCache) return;
+    for (const entry of this.open.values()) {
+      if (this.open.size <= this.fdCache) return;
+      if (entry.handle.isPinned) continue;
+      this.open.delete(entry.nodeid);
+      entry.evicted = true;
+      entry.handle.close();
+    }
+  }
+
+  private insert(nodeid: bigint, fd: number, stat: StatRecord, lookups: bigint, mntId: bigint | undefined, fileHandle: InodeEntry['fileHandle']): InodeEntry {
     const entry: InodeEntry = {
       nodeid,
       handle: new SharedFd(fd, this.closeFd),
       key: inodeKey(stat, mntId),
-      mntId,
       type: stat.mode & S_IFMT,
       dev: stat.dev,
+      mntId,
+      fileHandle,
+      evicted: false,
       lookups,
     };
     this.byId.set(nodeid, entry);
     this.byKey.set(entry.key, entry);
+    if (fileHandle) this.open.set(nodeid, entry);
     return entry;
   }
 }

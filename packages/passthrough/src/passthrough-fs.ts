@@ -86,7 +86,7 @@ import {
 } from '@vfsd/core';
 import { timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
-import { InodeTable } from './inode-table';
+import { InodeTable, type FileHandleMode } from './inode-table';
 import { LockTable } from './locks';
 import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
@@ -116,6 +116,7 @@ import {
 } from './sys/constants';
 import { CREDS_ENABLED, dropSupplementaryGroups, type Cred } from './sys/creds';
 import { fstatRecord, type StatRecord } from './sys/stat';
+import { nameToHandleAt, openByHandleAt, prlimitNofile } from './sys/libc';
 
 export interface PassthroughOptions {
   /** The host directory shared with the guest (it becomes nodeid 1). */
@@ -155,6 +156,14 @@ export interface PassthroughOptions {
    * and chown to the daemon, saving it a SETATTR after them.
    */
   killprivV2?: boolean;
+  /**
+   * Hold inodes by file handle too (default 'never'): their O_PATH fds become a cache of at most
+   * inodeFdCache (default half the open-file limit), so a guest may know more inodes than the limit
+   * allows. Needs CAP_DAC_READ_SEARCH (open_by_handle_at): 'prefer' falls back to fds without it, or
+   * for an inode whose filesystem has no handles; 'mandatory' refuses to start, or fails that lookup.
+   */
+  inodeFileHandles?: FileHandleMode;
+  inodeFdCache?: number;
 }
 
 export type CacheMode = 'never' | 'metadata' | 'auto' | 'always';
@@ -188,6 +197,39 @@ function noEntry(ino: bigint, type: number): FuseEntryOut {
 const O_DIRECT = 0o40000;
 const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT;
 
+/** Why file handles cannot serve `sharedDir` (see fileHandlesUnusable), or null: for a start-up check. */
+export function probeFileHandles(sharedDir: string): string | null {
+  const fd = fs.openSync(sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  try {
+    return fileHandlesUnusable(fd);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** Why file handles cannot serve here (no handle for the shared directory, no right to open one), or null. */
+function fileHandlesUnusable(rootFd: number): string | null {
+  const h = nameToHandleAt(rootFd);
+  if (typeof h === 'number') return `name_to_handle_at: errno ${-h}`;
+  // open_by_handle_at's mount fd may not be O_PATH.
+  const mountFd = fs.openSync(`/proc/self/fd/${rootFd}`, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  try {
+    const fd = openByHandleAt(mountFd, h.handle, O_PATH | O_CLOEXEC);
+    if (fd < 0) return `open_by_handle_at: errno ${-fd}${fd === -EPERM ? ' (needs CAP_DAC_READ_SEARCH)' : ''}`;
+    closeQuietly(fd);
+    return null;
+  } finally {
+    closeQuietly(mountFd);
+  }
+}
+
+/** Half the open-file limit for inode fds, the rest for open files, the pool and the transport. */
+function defaultFdCache(): number {
+  const lim = prlimitNofile(0);
+  const soft = typeof lim === 'number' ? 1024n : lim.soft;
+  return Number(soft > 2_000_000n ? 1_000_000n : soft / 2n);
+}
+
 function closeQuietly(fd: number): void {
   try {
     fs.closeSync(fd);
@@ -208,6 +250,8 @@ export class PassthroughFs implements FileSystem {
   private readonly xattr: boolean;
   private readonly readonly: boolean;
   private readonly announceSubmounts: boolean;
+  /** File handles as in force: the mode, and why 'prefer' fell back to fds (for the log). */
+  readonly fileHandles: { mode: FileHandleMode; fallback?: string };
   /** What the last INIT negotiated (each connection starts with one). */
   private negotiated = { writeback: false, posixAcl: false, submounts: false, killprivV2: false };
   /**
@@ -225,6 +269,17 @@ export class PassthroughFs implements FileSystem {
   constructor(options: PassthroughOptions) {
     // Checked before anything is opened or started.
     if (options.posixAcl && !options.xattr) throw new Error('POSIX ACLs need xattr support (the guest reads them as system.posix_acl_* xattrs)');
+    // Synchronous at start-up: the shared directory must exist before the first request.
+    const rootFd = fs.openSync(options.sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    this.fileHandles = { mode: options.inodeFileHandles ?? 'never' };
+    if (this.fileHandles.mode !== 'never') {
+      const why = fileHandlesUnusable(rootFd);
+      if (why && this.fileHandles.mode === 'mandatory') {
+        closeQuietly(rootFd);
+        throw new Error(`file handles are mandatory but unusable here: ${why}`);
+      }
+      if (why) this.fileHandles = { mode: 'never', fallback: why };
+    }
     this.pool = new WorkerPool({ ...options.pool, threadPoolSize: options.threadPoolSize ?? 0 });
     this.cache = options.cache ?? 'auto';
     this.xattr = options.xattr ?? false;
@@ -254,10 +309,12 @@ export class PassthroughFs implements FileSystem {
     } catch {
       // not the main thread
     }
-    // Synchronous at start-up: the shared directory must exist before the first request.
-    const rootFd = fs.openSync(options.sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     // O_PATH fds close instantly: close them on the spot. Open files may flush (NFS): via the pool.
-    this.inodes = new InodeTable(rootFd, fstatRecord(rootFd), closeQuietly, this.announceSubmounts);
+    this.inodes = new InodeTable(rootFd, fstatRecord(rootFd), closeQuietly, {
+      mountIds: this.announceSubmounts,
+      fileHandles: this.fileHandles.mode,
+      fdCache: options.inodeFdCache ?? defaultFdCache(),
+    });
     this.handles = new HandleTable((fd) => this.closeFile(fd));
     this.locks = new LockTable(this.pool, (fd) => this.closeFile(fd));
   }

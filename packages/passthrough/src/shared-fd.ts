@@ -14,6 +14,11 @@ export class SharedFd {
     return this.closing;
   }
 
+  /** Some call is using the fd now. */
+  get isPinned(): boolean {
+    return this.pins > 0;
+  }
+
   /** Returns false when the fd is already being closed. */
   pin(): boolean {
     if (this.closing) return false;

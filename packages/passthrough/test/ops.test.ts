@@ -74,16 +74,18 @@ async function fsErrno(p: Promise<unknown>): Promise<number> {
 
 const b = (s: string) => Buffer.from(s);
 
-describe.each([
-  ['inline', 0],
-  ['workers', 2],
-])('PassthroughFs operations (%s)', (_label, threadPoolSize) => {
+// The third run holds inodes by file handle with room for 16 fds: most calls reopen their inode.
+describe.each<[string, number, Partial<PassthroughOptions>]>([
+  ['inline', 0, {}],
+  ['workers', 2, {}],
+  ['file handles, 16 fds', 0, { inodeFileHandles: 'mandatory', inodeFdCache: 16 }],
+])('PassthroughFs operations (%s)', (_label, threadPoolSize, modeOptions) => {
   let dir: string;
   let outside: string;
   let pfs: PassthroughFs;
 
   function make(options: Partial<PassthroughOptions> = {}): PassthroughFs {
-    return new PassthroughFs({ sharedDir: dir, threadPoolSize, pool: { inlineBelow: 0 }, ...options });
+    return new PassthroughFs({ sharedDir: dir, threadPoolSize, pool: { inlineBelow: 0 }, ...modeOptions, ...options });
   }
 
   beforeEach(() => {

@@ -223,3 +223,25 @@ export function statxMntId(fd: number): bigint {
   if ((buf.readUInt32LE(0) & STATX_MNT_ID) === 0) return -1n;
   return buf.readBigUInt64LE(STX_MNT_ID);
 }
+
+/** MAX_HANDLE_SZ of linux/fcntl.h (struct file_handle's f_handle). */
+const MAX_HANDLE_SZ = 128;
+
+/**
+ * name_to_handle_at(fd, "", AT_EMPTY_PATH): the inode's file handle (struct file_handle: handle_bytes,
+ * handle_type, f_handle, trimmed to its size) and its mount id; -errno if the filesystem has none
+ * (EOPNOTSUPP) or the call fails.
+ */
+export function nameToHandleAt(fd: number): { handle: Buffer; mountId: number } | number {
+  const fh = Buffer.alloc(8 + MAX_HANDLE_SZ);
+  fh.writeUInt32LE(MAX_HANDLE_SZ, 0);
+  const mnt = Buffer.alloc(4);
+  const r = call('name_to_handle_at', I32, [I32, U8Array, U8Array, U8Array, I32], [fd, Buffer.alloc(1), fh, mnt, AT_EMPTY_PATH]);
+  if (r < 0) return r;
+  return { handle: fh.subarray(0, 8 + fh.readUInt32LE(0)), mountId: mnt.readInt32LE(0) };
+}
+
+/** open_by_handle_at(mountFd, handle, flags): a new fd of the inode, or -errno (ESTALE once it is gone). */
+export function openByHandleAt(mountFd: number, handle: Buffer, flags: number): number {
+  return call('open_by_handle_at', I32, [I32, U8Array, I32], [mountFd, handle, flags]);
+}

@@ -1,0 +1,60 @@
+// 100,000 inodes known to the guest at once. Each inode holds an O_PATH fd, so without file handles the
+// open-file limit bounds them (vfsd raises RLIMIT_NOFILE at start-up, as virtiofsd, but this machine's
+// hard limit is 20,000 and raising it needs CAP_SYS_RESOURCE; at the limit a LOOKUP of a new inode fails
+// with EMFILE: fd-limit.test.ts). With --inode-file-handles the fds are a bounded cache, reopened by
+// handle: 100,000 inodes under a 20,000 limit, each answering, and every fd closed once all are forgotten.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FUSE_ROOT_ID } from '@vfsd/core';
+import { PassthroughFs } from '../src';
+import { ctx, forgetReq, getattrReq, lookupReq, tempDir } from './helpers';
+
+const INODES = 100_000;
+const FD_CACHE = 5_000;
+const BATCH = 1_000;
+const ESTALE = 116;
+jest.setTimeout(120_000);
+
+const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+
+test(`${INODES.toLocaleString('en')} known inodes with file handles: fds stay within the cache, all answer, none leak`, async () => {
+  const dir = tempDir();
+  for (let i = 0; i < INODES; i++) fs.closeSync(fs.openSync(path.join(dir, `f${i}`), 'w'));
+  const before = openFds();
+  // 'mandatory': the test fails rather than fall back to fds if handles are unusable here.
+  const pfs = new PassthroughFs({ sharedDir: dir, inodeFileHandles: 'mandatory', inodeFdCache: FD_CACHE });
+  try {
+    expect(pfs.fileHandles).toEqual({ mode: 'mandatory' });
+    const base = openFds();
+    const nodeids: bigint[] = [];
+    let maxFds = 0;
+    for (let i = 0; i < INODES; i += BATCH) {
+      const batch = await Promise.all(Array.from({ length: BATCH }, (_, j) => pfs.lookup(ctx(), lookupReq(`f${i + j}`))));
+      for (const e of batch) nodeids.push(e.nodeid);
+      maxFds = Math.max(maxFds, openFds());
+    }
+    expect(new Set(nodeids).size).toBe(INODES);
+    expect(pfs.inodes.size).toBe(INODES + 1);
+    // More inodes than the process could hold fds for; the open ones within the cache (+ one mount fd).
+    expect(INODES).toBeGreaterThan(Number(fs.readFileSync('/proc/self/limits', 'utf8').match(/Max open files\s+(\d+)/)![1]) / 2);
+    expect(pfs.inodes.cachedFds).toBeLessThanOrEqual(FD_CACHE);
+    expect(maxFds - base).toBeLessThanOrEqual(FD_CACHE + 1);
+    // Each answers through its own inode, reopened by handle when its fd was closed (the first ones).
+    for (const k of [0, 1, 4_999, 50_000, 77_777, INODES - 1]) {
+      const st = fs.statSync(path.join(dir, `f${k}`), { bigint: true });
+      expect((await pfs.getattr(ctx(), getattrReq(nodeids[k]))).attr.ino).toBe(st.ino);
+    }
+    // A file removed on the host while the guest knows it only by handle: ESTALE, not another file.
+    fs.unlinkSync(path.join(dir, 'f2'));
+    await expect(pfs.getattr(ctx(), getattrReq(nodeids[2]))).rejects.toMatchObject({ errno: ESTALE });
+    for (const id of nodeids) pfs.forget(forgetReq(id, 1n));
+    expect(pfs.inodes.size).toBe(1);
+    expect(pfs.inodes.cachedFds).toBe(0);
+    expect(openFds()).toBeLessThanOrEqual(base + 1); // the mount fd kept for reopening stays till shutdown
+    expect((await pfs.getattr(ctx(), getattrReq(FUSE_ROOT_ID))).attr.ino).toBe(fs.statSync(dir, { bigint: true }).ino);
+  } finally {
+    await pfs.shutdown();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  expect(openFds()).toBe(before);
+});
