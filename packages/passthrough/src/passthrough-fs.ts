@@ -16,6 +16,7 @@ import {
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
+  FUSE_ASYNC_DIO,
   FUSE_ATOMIC_O_TRUNC,
   FUSE_ATTR_SUBMOUNT,
   FUSE_AUTO_INVAL_DATA,
@@ -290,7 +291,8 @@ export class PassthroughFs implements FileSystem {
     let flags = (options.posixLocks ?? true ? FUSE_POSIX_LOCKS : 0n) | (options.flockLocks ?? true ? FUSE_FLOCK_LOCKS : 0n);
     // What the methods below really do: O_TRUNC honoured on OPEN, LOOKUP of '.' and '..', the umask
     // applied here (DONT_MASK), no shared state between directory operations.
-    flags |= FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_AUTO_INVAL_DATA | FUSE_PARALLEL_DIROPS;
+    // ASYNC_DIO: the guest may send one direct I/O as several requests at once (they run concurrently).
+    flags |= FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_AUTO_INVAL_DATA | FUSE_PARALLEL_DIROPS | FUSE_ASYNC_DIO;
     if (this.cache !== 'never') flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_CACHE_SYMLINKS;
     // As virtiofsd, a writeback cache is never offered on a read-only share (nothing to write back).
     if (options.writeback && !this.readonly) flags |= FUSE_WRITEBACK_CACHE;

@@ -22,8 +22,18 @@ import {
   FATTR_UID,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
+  FUSE_ASYNC_DIO,
+  FUSE_ATOMIC_O_TRUNC,
+  FUSE_AUTO_INVAL_DATA,
+  FUSE_CACHE_SYMLINKS,
+  FUSE_DONT_MASK,
   FUSE_DO_READDIRPLUS,
   FUSE_EXPORT_SUPPORT,
+  FUSE_FLOCK_LOCKS,
+  FUSE_HANDLE_KILLPRIV_V2,
+  FUSE_PARALLEL_DIROPS,
+  FUSE_POSIX_LOCKS,
+  FUSE_READDIRPLUS_AUTO,
   FUSE_ROOT_ID,
   FuseOpcode,
   FsError,
@@ -133,6 +143,12 @@ describe.each<[string, number, Partial<PassthroughOptions>]>([
       const flags = joinInitFlags({ flags: r.flags ?? 0, flags2: r.flags2 ?? 0 });
       expect(flags & FUSE_DO_READDIRPLUS).toBe(FUSE_DO_READDIRPLUS);
       expect(flags & FUSE_EXPORT_SUPPORT).toBe(FUSE_EXPORT_SUPPORT);
+      // What a Linux 6.x virtiofs guest gets by default (the server adds ASYNC_READ, BIG_WRITES, MAX_PAGES).
+      const expected = [
+        FUSE_POSIX_LOCKS, FUSE_FLOCK_LOCKS, FUSE_ATOMIC_O_TRUNC, FUSE_EXPORT_SUPPORT, FUSE_DONT_MASK, FUSE_AUTO_INVAL_DATA,
+        FUSE_DO_READDIRPLUS, FUSE_READDIRPLUS_AUTO, FUSE_ASYNC_DIO, FUSE_PARALLEL_DIROPS, FUSE_HANDLE_KILLPRIV_V2, FUSE_CACHE_SYMLINKS,
+      ].reduce((a, f) => a | f, 0n);
+      expect(flags).toBe(expected);
       const a = await lookup('a.txt');
       const fh = await openFile(a.nodeid, O_RDONLY);
       await pfs.release(ctx(), releaseReq(a.nodeid, fh));
