@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Logger, SimulatedFrontend, serve } from '@vfsd/vhost';
-import { EINTR, FuseClient, VirtioFsDevice } from '@vfsd/core';
+import { EINTR, FuseClient, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in } from '@vfsd/core';
 import { PassthroughFs } from '@vfsd/passthrough';
 
 const F_WRLCK = 1;
@@ -36,6 +36,7 @@ function rig(threadPoolSize: number) {
   });
   return {
     server,
+    share,
     filesystems,
     devices,
     errors,
@@ -87,6 +88,44 @@ describe.each([0, 4])('thread pool size %i', (poolSize) => {
     expect(r.errors).toEqual([]);
     fe.close();
     await r.stop();
+  });
+
+  test('READ data reaches the guest intact, whether the chain has one writable segment or a page each', async () => {
+    const r = rig(poolSize);
+    const data = Buffer.alloc((1 << 20) + 1000);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+    fs.writeFileSync(path.join(r.share, 'data.bin'), data);
+    const { fe, c } = await r.connect();
+    try {
+      const l = await c.lookup(1n, 'data.bin');
+      const nodeid = l.body.readBigUInt64LE(0);
+      const o = await c.request(FuseOpcode.FUSE_OPEN, nodeid, [c.struct(fuse_open_in, { flags: 0, open_flags: 0 })], 16 + 16);
+      expect(o.error).toBe(0);
+      const fh = o.body.readBigUInt64LE(0);
+      const read = async (offset: number, size: number, writable: number[]) => {
+        const req = c.encode(FuseOpcode.FUSE_READ, nodeid, [c.struct(fuse_read_in, { fh, offset: BigInt(offset), size, read_flags: 0, lock_owner: 0n, flags: 0 })]);
+        const res = await fe.submit(1, [req], writable);
+        expect(res.data.readInt32LE(4)).toBe(0);
+        expect(res.data.readUInt32LE(0)).toBe(res.len);
+        return res.data.subarray(16, res.len);
+      };
+      const pages = (n: number) => [16, ...Array.from({ length: Math.ceil(n / 4096) }, () => 4096)];
+      // Big (a worker's with a pool) and small (inline below the pool's depth), in both chain shapes.
+      for (const [offset, size] of [[0, 1 << 20], [4096 * 3 + 5, 100_000], [12, 4096]]) {
+        const want = data.subarray(offset, offset + size);
+        expect((await read(offset, size, [16 + size])).equals(want)).toBe(true);
+        expect((await read(offset, size, pages(size))).equals(want)).toBe(true);
+      }
+      // A short read at the end of the file, and past it.
+      expect((await read(data.length - 10, 4096, pages(4096))).equals(data.subarray(data.length - 10))).toBe(true);
+      expect((await read(data.length + 10, 4096, pages(4096))).length).toBe(0);
+      // A chain too small for the reply: EIO, nothing written past it.
+      const small = await fe.submit(1, [c.encode(FuseOpcode.FUSE_READ, nodeid, [c.struct(fuse_read_in, { fh, offset: 0n, size: 8192, read_flags: 0, lock_owner: 0n, flags: 0 })])], [16, 4096]);
+      expect(small.data.readInt32LE(4)).toBe(-5);
+    } finally {
+      fe.close();
+      await r.stop();
+    }
   });
 
   test('a front-end that disconnects while F_SETLKW waits: the wait is cancelled, the worker freed, the next connection served', async () => {

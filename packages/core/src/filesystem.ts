@@ -80,8 +80,19 @@ export interface DirEntry {
   entry?: FuseEntryOut;
 }
 
-/** How a read's data comes back: bytes (copied into the chain by the server). */
-export type ReadReply = Uint8Array;
+/**
+ * How a read's data comes back: bytes (copied into the chain by the server), or `placed`: that many
+ * bytes the filesystem wrote itself into the ReadTarget it was given (no copy).
+ */
+export type ReadReply = Uint8Array | { readonly placed: number };
+
+/**
+ * Where a READ's data can go directly: the guest's buffers after the reply header, in order (views of
+ * guest memory), at least the request's size in all. Given only when the chain has room for it.
+ */
+export interface ReadTarget {
+  readonly buffers: readonly Uint8Array[];
+}
 
 export interface FileSystem {
   init?(ctx: RequestContext, req: InitRequest): Promise<InitReply>;
@@ -102,7 +113,7 @@ export interface FileSystem {
   open?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Promise<FuseOpenOut>;
   create?(ctx: RequestContext, req: CreateRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }>;
   tmpfile?(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }>;
-  read?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<ReadReply>;
+  read?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Promise<ReadReply>;
   write?(ctx: RequestContext, req: WriteRequest): Promise<number>;
   flush?(ctx: RequestContext, req: FlushRequest): Promise<void>;
   release?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): Promise<void>;

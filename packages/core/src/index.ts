@@ -1,5 +1,6 @@
 export * from './fuse';
 export * from './filesystem';
+export * from './io-views';
 export * from './server/fuse-server';
 export * from './actors/inspection';
 export * from './actors/request.logic';

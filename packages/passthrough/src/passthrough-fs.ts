@@ -55,6 +55,8 @@ import {
   type MkdirRequest,
   type MknodRequest,
   type ReadRequest,
+  type ReadReply,
+  type ReadTarget,
   type ReadlinkRequest,
   type RemovexattrRequest,
   type Rename2Request,
@@ -539,10 +541,21 @@ export class PassthroughFs implements FileSystem {
     });
   }
 
-  async read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array> {
-    return this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
-      this.run(ctx, { kind: 'read', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size }, req.arg.size >= BIG_IO),
-    );
+  /**
+   * Inline, straight into the guest's buffers when the server gives them (no copy); in a worker, into
+   * a buffer the server then copies (a worker cannot reach the main thread's views of guest memory).
+   */
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array>;
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into: ReadTarget | undefined): Promise<ReadReply>;
+  async read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Promise<ReadReply> {
+    const { offset, size } = req.arg;
+    const offMain = size >= BIG_IO;
+    return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
+      if (into && this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
+        return { placed: await this.run(ctx, { kind: 'readInto', fd: h.file.fd, offset, size, into: into.buffers }, false, true) };
+      }
+      return this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain);
+    });
   }
 
   async write(ctx: RequestContext, req: WriteRequest): Promise<number> {
@@ -773,7 +786,7 @@ export class PassthroughFs implements FileSystem {
    * Runs one op for a request, counted in the depth that decides inline or worker; `offMain` sends it
    * to a worker whatever the depth (calls that may wait for the disk: fsync, big reads...).
    */
-  private async run<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false): Promise<OpResult<K>> {
+  private async run<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false, inline = false): Promise<OpResult<K>> {
     // The caller's ids, except for SYNCFS (the kernel sends it on behalf of whoever syncs: the daemon's
     // own open of the inode must not fail on the caller's permissions) and READDIR(PLUS) (the directory
     // was opened, and its read permission checked, under the caller's ids at OPENDIR; the entries'
@@ -783,6 +796,7 @@ export class PassthroughFs implements FileSystem {
     try {
       const options = this.submitOptions(ctx);
       if (offMain) options.depth = Number.MAX_SAFE_INTEGER;
+      options.inline = inline;
       return await this.pool.submit(op, options);
     } finally {
       this.active--;

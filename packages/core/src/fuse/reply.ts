@@ -108,6 +108,16 @@ export function encodeDataReplyHeader(bytes: Uint8Array, offset: number, unique:
   return len;
 }
 
+/**
+ * The out header alone of a success whose body (bodyLen bytes) is already in place after it (a READ
+ * read straight into guest memory): only the header's 16 bytes need room in `bytes`.
+ */
+export function encodeHeaderOfPlacedReply(bytes: Uint8Array, offset: number, unique: bigint, bodyLen: number): number {
+  checkRange(bytes, offset, OUT_HEADER_SIZE, 'reply');
+  writeOutHeader(viewOf(bytes), bytes.byteOffset + offset, OUT_HEADER_SIZE + bodyLen, 0, unique);
+  return OUT_HEADER_SIZE + bodyLen;
+}
+
 /** Success with raw bytes as body (READ, READLINK, GETXATTR/LISTXATTR values). */
 export function encodeDataReply(bytes: Uint8Array, offset: number, unique: bigint, data: Uint8Array): number {
   const len = encodeDataReplyHeader(bytes, offset, unique, data.byteLength);

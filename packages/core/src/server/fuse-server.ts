@@ -20,6 +20,7 @@ import {
   encodeAttrReply,
   encodeCreateReply,
   encodeDataReply,
+  encodeHeaderOfPlacedReply,
   encodeEmptyReply,
   encodeEntryReply,
   encodeErrorReply,
@@ -41,13 +42,19 @@ import {
   packDirentplus,
   splitInitFlags,
 } from '../fuse';
-import { DirEntry, FileSystem, FsError, RequestContext } from '../filesystem';
+import { DirEntry, FileSystem, FsError, RequestContext, type ReadTarget } from '../filesystem';
+import { sliceViews, viewsLength } from '../io-views';
 
 /** A reply ready to be written: its size and an encoder into (bytes, offset). */
 export interface Reply {
   readonly size: number;
   /** Set on error replies: the errno answered. */
   readonly errno?: number;
+  /**
+   * The body is already in the chain's writable buffers (after the header): write() encodes the header
+   * only, and returns `size`.
+   */
+  readonly bodyInPlace?: boolean;
   write(bytes: Uint8Array, offset: number): number;
 }
 
@@ -62,6 +69,12 @@ export function errorReply(unique: bigint, errno: number): Reply {
 
 function emptyReply(unique: bigint): Reply {
   return { size: OUT_HEADER_SIZE, write: (b, o) => encodeEmptyReply(b, o, unique) };
+}
+
+/** The reply buffers after the header, if they hold `size` bytes. */
+function readTarget(buffers: readonly Uint8Array[], size: number): ReadTarget | undefined {
+  if (viewsLength(buffers) < OUT_HEADER_SIZE + size) return undefined;
+  return { buffers: sliceViews(buffers, OUT_HEADER_SIZE, size) };
 }
 
 function dataReply(unique: bigint, data: Uint8Array): Reply {
@@ -80,11 +93,15 @@ export class FuseServer {
   }
 
   /** Runs one request. Resolves with its reply, or null for requests the kernel expects none for. */
-  async dispatch(ctx: RequestContext, req: DecodedRequest): Promise<Reply | null> {
+  /**
+   * `replyBuffers`: the chain's writable segments (views of guest memory), so that a READ's data can be
+   * read into them in place; the reply then carries only its header (Reply.bodyInPlace).
+   */
+  async dispatch(ctx: RequestContext, req: DecodedRequest, replyBuffers?: readonly Uint8Array[]): Promise<Reply | null> {
     const unique = req.header.unique;
     try {
       if (!this.initialized && req.opcode !== FuseOpcode.FUSE_INIT && !req.noReply) return errorReply(unique, EIO);
-      return await this.call(ctx, req);
+      return await this.call(ctx, req, replyBuffers);
     } catch (e) {
       if (req.noReply) return null;
       if (e instanceof FsError) return errorReply(unique, e.errno);
@@ -92,7 +109,7 @@ export class FuseServer {
     }
   }
 
-  private async call(ctx: RequestContext, req: DecodedRequest): Promise<Reply | null> {
+  private async call(ctx: RequestContext, req: DecodedRequest, replyBuffers?: readonly Uint8Array[]): Promise<Reply | null> {
     const fs = this.fs;
     const u = req.header.unique;
     const missing = (): Reply => errorReply(u, ENOSYS);
@@ -161,8 +178,14 @@ export class FuseServer {
         if (!r) return missing();
         return { size: OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size, write: (b, o) => encodeCreateReply(b, o, u, r.entry, r.open) };
       }
-      case FuseOpcode.FUSE_READ:
-        return fs.read ? dataReply(u, await fs.read(ctx, req)) : missing();
+      case FuseOpcode.FUSE_READ: {
+        if (!fs.read) return missing();
+        const into = replyBuffers && readTarget(replyBuffers, req.arg.size);
+        const r = await fs.read(ctx, req, into);
+        if (!('placed' in r)) return dataReply(u, r);
+        const placed = r.placed;
+        return { size: OUT_HEADER_SIZE + placed, bodyInPlace: true, write: (b, o) => encodeHeaderOfPlacedReply(b, o, u, placed) };
+      }
       case FuseOpcode.FUSE_WRITE: {
         if (!fs.write) return missing();
         const n = await fs.write(ctx, req);

@@ -1,9 +1,12 @@
-// The guest side of the actor benchmark, run as a child process so the daemon's event loop has its
-// thread to itself: connects, negotiates, sends FUSE_INIT, then keeps `depth` GETATTRs in flight for
-// a fixed time and reports completions per second and latency percentiles (µs).
+// The guest side of the actor and daemon benchmarks, run as a child process so the daemon's event loop
+// has its thread to itself: connects, negotiates, sends FUSE_INIT, then keeps `depth` GETATTRs (or
+// READs of one file, the data in its own descriptor as the Linux driver sends it) in flight for a fixed
+// time and reports completions per second and latency percentiles (µs).
 import { performance } from 'perf_hooks';
 import { SimulatedFrontend } from '@vfsd/vhost';
 import { FuseClient } from './fuse-client';
+import { fuse_open_in, fuse_open_out, fuse_read_in } from '../fuse/structs';
+import { FuseOpcode } from '../fuse/opcodes';
 
 export interface LoadSpec {
   socketPath: string;
@@ -12,6 +15,8 @@ export interface LoadSpec {
   durationMs: number;
   /** Send FUSE_INIT first (not for the echo device). */
   fuse: boolean;
+  /** READ `readSize` bytes of `file` (in the shared root) at successive offsets instead of GETATTR. */
+  read?: { file: string; readSize: number; fileSize: number };
 }
 
 export interface LoadResult {
@@ -22,11 +27,31 @@ export interface LoadResult {
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  const fe = await SimulatedFrontend.connect(spec.socketPath);
+  // Guest RAM for every request in flight (a READ's data included), rounded up to 2 MiB.
+  const ram = spec.read ? Math.ceil((spec.depth * (spec.read.readSize + 8192) + (32 << 20)) / (2 << 20)) * (2 << 20) : 64 << 20;
+  const fe = await SimulatedFrontend.connect(spec.socketPath, Math.max(ram, 64 << 20));
   await fe.negotiate({ numQueues: 2, queueSize: 1024 });
   const c = new FuseClient(fe, 1);
   if (spec.fuse) await c.init();
-  const req = c.encode(3 /* FUSE_GETATTR */, 1n, [Buffer.alloc(16)]);
+  let next: () => [Buffer, number[]];
+  if (spec.read) {
+    const { file, readSize, fileSize } = spec.read;
+    const found = await c.lookup(1n, file);
+    if (found.error !== 0) throw new Error(`lookup ${file}: ${found.error}`);
+    const nodeid = found.body.readBigUInt64LE(0);
+    const opened = await c.request(FuseOpcode.FUSE_OPEN, nodeid, [c.struct(fuse_open_in, { flags: 0, open_flags: 0 })], 16 + fuse_open_out.size);
+    if (opened.error !== 0) throw new Error(`open ${file}: ${opened.error}`);
+    const fh = opened.body.readBigUInt64LE(0);
+    let offset = 0;
+    next = () => {
+      const req = c.encode(FuseOpcode.FUSE_READ, nodeid, [c.struct(fuse_read_in, { fh, offset: BigInt(offset), size: readSize, read_flags: 0, lock_owner: 0n, flags: 0 })]);
+      offset = (offset + readSize) % (fileSize - readSize + 1);
+      return [req, [16, readSize]];
+    };
+  } else {
+    const req = c.encode(3 /* FUSE_GETATTR */, 1n, [Buffer.alloc(16)]);
+    next = () => [req, [16 + 104]];
+  }
   const lat: number[] = [];
   const t0 = performance.now();
   const from = t0 + spec.warmupMs;
@@ -37,7 +62,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       for (;;) {
         const s = performance.now();
         if (s >= until) return;
-        await fe.submit(1, [req], [16 + 104]);
+        const [req, out] = next();
+        const r = await fe.submit(1, [req], out);
+        if (spec.read && r.len !== 16 + spec.read.readSize) throw new Error(`READ answered ${r.len} bytes`);
         const e = performance.now();
         if (s >= from && e <= until) {
           inWindow++;

@@ -3,7 +3,7 @@
 // waits: a request that blocks only holds its own chain.
 import type { ActorRefFrom } from 'xstate';
 import type { DescriptorChain, Logger, Virtqueue } from '@vfsd/vhost';
-import { EIO, FuseDecodeError, FuseOpcode, decodeRequest, type DecodedRequest } from '../fuse';
+import { EIO, FuseDecodeError, FuseOpcode, OUT_HEADER_SIZE, decodeRequest, type DecodedRequest } from '../fuse';
 import { RequestRun } from '../actors/request-run';
 import type { RequestState } from '../actors/request.logic';
 import type { virtqueueMachine } from '../actors/virtqueue.machine';
@@ -207,7 +207,7 @@ export class QueueRuntime {
     actor.send({ type: 'decoded', unique: req.header.unique, opcode: req.opcode, nodeid: req.header.nodeid });
     this.handles.add(handle);
     session.byUnique.set(handle.unique, { handle, actor });
-    session.server.dispatch(handle, req).then(
+    session.server.dispatch(handle, req, chain.writable).then(
       (reply) => {
         if (reply) actor.send({ type: 'poolReplied' });
         this.finish(actor, chain, reply, handle);
@@ -255,6 +255,12 @@ function writeReply(chain: DescriptorChain, reply: Reply, unique: bigint): numbe
     reply = errorReply(unique, EIO);
   }
   if (chain.writable.length === 1) return reply.write(chain.writable[0], 0);
+  if (reply.bodyInPlace) {
+    const header = Buffer.allocUnsafe(OUT_HEADER_SIZE);
+    reply.write(header, 0);
+    chain.write(header);
+    return reply.size;
+  }
   const tmp = Buffer.allocUnsafe(reply.size);
   const n = reply.write(tmp, 0);
   return chain.write(tmp.subarray(0, n));

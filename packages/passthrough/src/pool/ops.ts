@@ -52,6 +52,11 @@ export interface OpTable {
   /** Applies the SETATTR changes in order (mode, owner, size, times); resolves with the new stat. */
   setattr: { req: SetattrOp; res: StatRecord };
   read: { req: { fd: number; offset: bigint; size: number }; res: Uint8Array };
+  /**
+   * preadv straight into `into` (views of guest memory) until `size` bytes or the end of the file;
+   * resolves with the bytes read. Inline only: a worker thread cannot see the main thread's views.
+   */
+  readInto: { req: { fd: number; offset: bigint; size: number; into: readonly Uint8Array[] }; res: number };
   /** pwrite; with killSuidgid the file first loses its set-id bits, as a write by a caller without CAP_FSETID. */
   write: { req: { fd: number; offset: bigint; data: Uint8Array; killSuidgid?: boolean }; res: number };
   /** Clears S_ISUID, and S_ISGID if group-executable, as the kernel's file_remove_privs (KILLPRIV_V2). */
@@ -145,6 +150,7 @@ export const FD_ONLY_KINDS: ReadonlySet<OpKind> = new Set<OpKind>([
   'ofdLock',
   'flock',
   'read',
+  'readInto',
   'write',
   'fsync',
   'fallocate',

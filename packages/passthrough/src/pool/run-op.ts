@@ -55,6 +55,7 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
+import { sliceViews } from '@vfsd/core/dist/src/io-views';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statRecord } from '../sys/stat';
 import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
@@ -170,6 +171,20 @@ function readAll(fd: number, offset: bigint, size: number): Uint8Array {
     pos += n;
   }
   return buf.subarray(0, done);
+}
+
+function readInto(fd: number, offset: bigint, size: number, into: readonly Uint8Array[]): number {
+  let done = 0;
+  let pos = Number(offset);
+  let views = sliceViews(into, 0, size);
+  while (done < size) {
+    const n = fs.readvSync(fd, views as NodeJS.ArrayBufferView[], pos);
+    if (n === 0) break;
+    done += n;
+    pos += n;
+    views = sliceViews(views, n, size - done);
+  }
+  return done;
 }
 
 function writeAll(fd: number, offset: bigint, data: Uint8Array): number {
@@ -344,6 +359,8 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       return setattr(op);
     case 'read':
       return readAll(op.fd, op.offset, op.size);
+    case 'readInto':
+      return readInto(op.fd, op.offset, op.size, op.into);
     case 'write':
       if (op.killSuidgid) killSuidgid(op.fd);
       return writeAll(op.fd, op.offset, op.data);

@@ -71,6 +71,8 @@ export interface SubmitOptions {
   context?: { readonly signal: AbortSignal };
   /** The call may block indefinitely: it goes to the waiter lane. */
   mayBlock?: boolean;
+  /** Run on the calling thread whatever the depth (an op over the main thread's memory: readInto). */
+  inline?: boolean;
   /**
    * Requests the caller has in flight, this one included: decides inline or worker (see inlineBelow).
    * Default: the regular jobs pending in the pool plus the calls submitted in the current synchronous run.
@@ -174,7 +176,7 @@ export class WorkerPool {
   /** Runs an op; rejects with FsError(errno). */
   submit<K extends OpKind>(op: Op<K>, options: SubmitOptions = {}): Promise<OpResult<K>> {
     const mayBlock = options.mayBlock ?? false;
-    if (!mayBlock && this.runsInline(op as Op, options.depth)) {
+    if (!mayBlock && (options.inline || this.runsInline(op as Op, options.depth))) {
       const outcome = runOp(op, NEVER_CANCELLED);
       return outcome.ok ? Promise.resolve(outcome.value) : Promise.reject(new FsError(outcome.errno, op.kind));
     }
@@ -194,6 +196,11 @@ export class WorkerPool {
         this.startRegularJob(job);
       }
     });
+  }
+
+  /** Whether a cheap call at this depth would run inline (the rule of submit, for a known depth). */
+  runsInlineAt(depth: number): boolean {
+    return this.threadPoolSize === 0 || (!this.closed && depth < this.inlineBelow);
   }
 
   private runsInline(op: Op, depth: number | undefined): boolean {
