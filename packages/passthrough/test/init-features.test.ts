@@ -20,18 +20,10 @@ import {
   type FuseEntryOut,
 } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
+import { O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG } from '../src/sys/constants';
 import { setxattr } from '../src/sys/libc';
 import { ctx, initReq, lookupReq, releaseReq, rq, tempDir } from './helpers';
 
-const O_RDONLY = 0;
-const O_WRONLY = 1;
-const O_RDWR = 2;
-const O_CREAT = 0o100;
-const O_TRUNC = 0o1000;
-const O_APPEND = 0o2000;
-const O_DIRECTORY = 0o200000;
-const S_IFREG = 0o100000;
-const S_IFDIR = 0o040000;
 const EBADF = 9;
 const IS_ROOT = process.geteuid?.() === 0;
 const ALL_BUT = (flag: bigint): bigint => ((1n << 64n) - 1n) & ~flag;
