@@ -2,7 +2,7 @@
 // real syscalls) with pool sizes 0 (inline), 1, 4 and 16, at queue depth 1 and 64, then the C virtiofsd
 // against the same front-end in the same run. The guest side runs in a child process.
 //   node packages/cli/dist/bench/daemon-bench.js [--seconds 2] [--pools 0,1,4,16] [--depths 1,64]
-//     [--read BYTES] [--inline-below N] [--worker-depth N] [--spin-us N]   (pool options: the pool's defaults)
+//     [--read BYTES | --write BYTES] [--inline-below N] [--worker-depth N] [--spin-us N]   (pool options: the pool's defaults)
 import { fork, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -23,6 +23,7 @@ interface PoolTuning {
 const READ_FILE = 'read-bench.bin';
 const READ_FILE_SIZE = 64 << 20;
 let readSpec: LoadSpec['read'];
+let writeSpec: LoadSpec['write'];
 
 async function measure(threadPoolSize: number, depth: number, seconds: number, share: string, pool: PoolTuning = {}): Promise<LoadResult & { cpuUsPerOp: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-bench-'));
@@ -38,7 +39,7 @@ async function measure(threadPoolSize: number, depth: number, seconds: number, s
     child.once('message', (r) => resolve(r as LoadResult));
     child.once('exit', (code) => code !== 0 && reject(new Error(`front-end exited ${code}`)));
   });
-  const spec: LoadSpec = { socketPath, depth, warmupMs: 300, durationMs: seconds * 1000, fuse: true, read: readSpec };
+  const spec: LoadSpec = { socketPath, depth, warmupMs: 300, durationMs: seconds * 1000, fuse: true, read: readSpec, write: writeSpec };
   child.send(spec);
   const r = await result;
   const cpu = process.cpuUsage(cpu0);
@@ -61,7 +62,7 @@ async function measurePeer(depth: number, seconds: number, share: string): Promi
   const r = await new Promise<LoadResult>((resolve, reject) => {
     child.once('message', (m) => resolve(m as LoadResult));
     child.once('exit', (code) => code !== 0 && reject(new Error(`front-end exited ${code}`)));
-    child.send({ socketPath, depth, warmupMs: 300, durationMs: seconds * 1000, fuse: true, read: readSpec } satisfies LoadSpec);
+    child.send({ socketPath, depth, warmupMs: 300, durationMs: seconds * 1000, fuse: true, read: readSpec, write: writeSpec } satisfies LoadSpec);
   });
   peer.kill('SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
@@ -81,7 +82,18 @@ async function main(): Promise<void> {
     fs.writeFileSync(path.join(share, READ_FILE), Buffer.alloc(READ_FILE_SIZE, 0x5a));
     readSpec = { file: READ_FILE, readSize, fileSize: READ_FILE_SIZE };
   }
-  const what = readSize ? `READ of ${readSize} bytes (a 64 MiB file, in the page cache)` : 'GETATTR of the shared root';
+  const writeSize = num('--write');
+  if (writeSize) {
+    // The load's requests come from uid 1000.
+    fs.writeFileSync(path.join(share, READ_FILE), Buffer.alloc(READ_FILE_SIZE, 0x5a));
+    fs.chmodSync(path.join(share, READ_FILE), 0o666);
+    writeSpec = { file: READ_FILE, writeSize, fileSize: READ_FILE_SIZE };
+  }
+  const what = readSize
+    ? `READ of ${readSize} bytes (a 64 MiB file, in the page cache)`
+    : writeSize
+      ? `WRITE of ${writeSize} bytes (into a 64 MiB file, page cache)`
+      : 'GETATTR of the shared root';
   console.log(`vfsd ${what} through the passthrough, ${seconds} s per case, pool options ${JSON.stringify(tuning)}`);
   console.log('pool  depth     ops/s   p50 µs   p99 µs  daemon CPU µs/op');
   for (const pool of list('--pools', [0, 1, 4, 16])) {

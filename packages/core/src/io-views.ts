@@ -20,6 +20,32 @@ export function sliceViews(views: readonly Uint8Array[], start: number, length: 
   return out;
 }
 
+/** Bytes held as one view, or as the views of the guest segments they span (in order, never copied). */
+export type Bytes = Uint8Array | readonly Uint8Array[];
+
+/** The views of `b`. */
+export function bytesViews(b: Bytes): readonly Uint8Array[] {
+  return b instanceof Uint8Array ? [b] : b;
+}
+
+/** The length of `b`. */
+export function bytesLength(b: Bytes): number {
+  return b instanceof Uint8Array ? b.byteLength : viewsLength(b);
+}
+
+/** `b` as one view: itself, or a copy of its segments when there are several. */
+export function bytesJoined(b: Bytes): Uint8Array {
+  if (b instanceof Uint8Array) return b;
+  if (b.length === 1) return b[0];
+  const out = new Uint8Array(viewsLength(b));
+  let at = 0;
+  for (const v of b) {
+    out.set(v, at);
+    at += v.byteLength;
+  }
+  return out;
+}
+
 /** Total bytes of `views`. */
 export function viewsLength(views: readonly Uint8Array[]): number {
   let n = 0;

@@ -39,6 +39,9 @@ import {
   FUSE_WRITEBACK_CACHE,
   FUSE_WRITE_KILL_SUIDGID,
   FsError,
+  bytesJoined,
+  bytesLength,
+  bytesViews,
   joinInitFlags,
   splitInitFlags,
   type AccessRequest,
@@ -558,15 +561,21 @@ export class PassthroughFs implements FileSystem {
     });
   }
 
+  /**
+   * Inline, straight from the guest's segments (pwritev, no copy); in a worker, from one buffer joined
+   * here (the worker gets a copy of it either way).
+   */
   async write(ctx: RequestContext, req: WriteRequest): Promise<number> {
     this.checkWritable();
-    return this.withHandle(req.arg.fh, req.header.nodeid, (h) =>
-      this.run(
-        ctx,
-        { kind: 'write', fd: h.file.fd, offset: req.arg.offset, data: req.data, killSuidgid: this.killsSuidgid(req.arg.write_flags, FUSE_WRITE_KILL_SUIDGID) },
-        req.data.length >= BIG_IO,
-      ),
-    );
+    const { offset } = req.arg;
+    const offMain = bytesLength(req.data) >= BIG_IO;
+    const killSuidgid = this.killsSuidgid(req.arg.write_flags, FUSE_WRITE_KILL_SUIDGID);
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => {
+      if (this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
+        return this.run(ctx, { kind: 'writeFrom', fd: h.file.fd, offset, data: bytesViews(req.data), killSuidgid }, false, true);
+      }
+      return this.run(ctx, { kind: 'write', fd: h.file.fd, offset, data: bytesJoined(req.data), killSuidgid }, offMain);
+    });
   }
 
   async fsync(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNC>): Promise<void> {

@@ -28,6 +28,7 @@
  * kernel did not send decode as 0.
  */
 import { FuseDecodeError } from './decode-error';
+import { sliceViews, viewsLength, type Bytes } from '../io-views';
 import { EINVAL, ENAMETOOLONG, ENOSYS } from './errno';
 import { FUSE_INIT_EXT } from './flags';
 import { viewOf, type Struct } from './layout';
@@ -193,8 +194,11 @@ export interface ReadRequest<
 }
 export interface WriteRequest extends RequestBase<FuseOpcode.FUSE_WRITE> {
   readonly arg: FuseWriteIn;
-  /** Exactly arg.size bytes. */
-  readonly data: Buffer;
+  /**
+   * Exactly arg.size bytes: one view, or (decodeRequestSegments) the guest segments the data spans,
+   * left in guest memory.
+   */
+  readonly data: Bytes;
 }
 export interface StatfsRequest extends RequestBase<FuseOpcode.FUSE_STATFS> {}
 export interface ReleaseRequest<K extends FuseOpcode = FuseOpcode.FUSE_RELEASE | FuseOpcode.FUSE_RELEASEDIR> extends RequestBase<K> {
@@ -692,6 +696,32 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
     if (e instanceof FuseDecodeError) return e;
     throw e;
   }
+}
+
+const WRITE_HEAD = fuse_in_header.size + fuse_write_in.size;
+
+/**
+ * Decodes a request given as the segments of a descriptor chain's readable part: as one buffer (a copy
+ * when there are several), except a WRITE, whose data is left in the segments after its 80-byte head
+ * (the Linux driver puts the header, fuse_write_in and each page of data in descriptors of their own).
+ * Throws FuseDecodeError if it is malformed.
+ */
+export function decodeRequestSegments(segments: readonly Uint8Array[], opts: DecodeOptions = DEFAULT_OPTIONS): DecodedRequest {
+  if (segments.length === 1) return decodeRequest(segments[0], opts);
+  const total = viewsLength(segments);
+  if (total > WRITE_HEAD && (opts.minor ?? FUSE_KERNEL_MINOR_VERSION) >= 9) {
+    const head = Buffer.concat(sliceViews(segments, 0, WRITE_HEAD));
+    const view = viewOf(head);
+    const header = fuse_in_header.read(view, head.byteOffset);
+    if (header.opcode === FuseOpcode.FUSE_WRITE && header.len === total && header.total_extlen === 0) {
+      const arg = fuse_write_in.read(view, head.byteOffset + fuse_in_header.size);
+      // Anything inconsistent is left to the whole-buffer decoder, which says what is wrong.
+      if (arg.size === total - WRITE_HEAD) {
+        return { opcode: FuseOpcode.FUSE_WRITE, noReply: false, header, ext: undefined, arg, data: sliceViews(segments, WRITE_HEAD, arg.size) };
+      }
+    }
+  }
+  return decodeRequest(Buffer.concat(segments, total), opts);
 }
 
 /** Decodes one request; throws FuseDecodeError if it is malformed. */

@@ -5,7 +5,7 @@
 import { performance } from 'perf_hooks';
 import { SimulatedFrontend } from '@vfsd/vhost';
 import { FuseClient } from './fuse-client';
-import { fuse_open_in, fuse_open_out, fuse_read_in } from '../fuse/structs';
+import { fuse_open_in, fuse_open_out, fuse_read_in, fuse_write_in } from '../fuse/structs';
 import { FuseOpcode } from '../fuse/opcodes';
 
 export interface LoadSpec {
@@ -17,6 +17,8 @@ export interface LoadSpec {
   fuse: boolean;
   /** READ `readSize` bytes of `file` (in the shared root) at successive offsets instead of GETATTR. */
   read?: { file: string; readSize: number; fileSize: number };
+  /** Or WRITE `writeSize` bytes (in descriptors of their own, after the header's) the same way. */
+  write?: { file: string; writeSize: number; fileSize: number };
 }
 
 export interface LoadResult {
@@ -28,29 +30,43 @@ export interface LoadResult {
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   // Guest RAM for every request in flight (a READ's data included), rounded up to 2 MiB.
-  const ram = spec.read ? Math.ceil((spec.depth * (spec.read.readSize + 8192) + (32 << 20)) / (2 << 20)) * (2 << 20) : 64 << 20;
+  const ioSize = spec.read?.readSize ?? spec.write?.writeSize ?? 0;
+  const ram = ioSize ? Math.ceil((spec.depth * (ioSize + 8192) + (32 << 20)) / (2 << 20)) * (2 << 20) : 64 << 20;
   const fe = await SimulatedFrontend.connect(spec.socketPath, Math.max(ram, 64 << 20));
   await fe.negotiate({ numQueues: 2, queueSize: 1024 });
   const c = new FuseClient(fe, 1);
   if (spec.fuse) await c.init();
-  let next: () => [Buffer, number[]];
-  if (spec.read) {
-    const { file, readSize, fileSize } = spec.read;
+  let next: () => [Buffer[], number[]];
+  const open = async (file: string, flags: number): Promise<[bigint, bigint]> => {
     const found = await c.lookup(1n, file);
     if (found.error !== 0) throw new Error(`lookup ${file}: ${found.error}`);
     const nodeid = found.body.readBigUInt64LE(0);
-    const opened = await c.request(FuseOpcode.FUSE_OPEN, nodeid, [c.struct(fuse_open_in, { flags: 0, open_flags: 0 })], 16 + fuse_open_out.size);
+    const opened = await c.request(FuseOpcode.FUSE_OPEN, nodeid, [c.struct(fuse_open_in, { flags, open_flags: 0 })], 16 + fuse_open_out.size);
     if (opened.error !== 0) throw new Error(`open ${file}: ${opened.error}`);
-    const fh = opened.body.readBigUInt64LE(0);
-    let offset = 0;
+    return [nodeid, opened.body.readBigUInt64LE(0)];
+  };
+  let offset = 0;
+  if (spec.read) {
+    const { file, readSize, fileSize } = spec.read;
+    const [nodeid, fh] = await open(file, 0);
     next = () => {
       const req = c.encode(FuseOpcode.FUSE_READ, nodeid, [c.struct(fuse_read_in, { fh, offset: BigInt(offset), size: readSize, read_flags: 0, lock_owner: 0n, flags: 0 })]);
       offset = (offset + readSize) % (fileSize - readSize + 1);
-      return [req, [16, readSize]];
+      return [[req], [16, readSize]];
+    };
+  } else if (spec.write) {
+    const { file, writeSize, fileSize } = spec.write;
+    const [nodeid, fh] = await open(file, 2 /* O_RDWR */);
+    const data = Buffer.alloc(writeSize, 0x77);
+    next = () => {
+      const head = c.encode(FuseOpcode.FUSE_WRITE, nodeid, [c.struct(fuse_write_in, { fh, offset: BigInt(offset), size: writeSize, write_flags: 0, lock_owner: 0n, flags: 0 })]);
+      head.writeUInt32LE(head.length + writeSize, 0);
+      offset = (offset + writeSize) % (fileSize - writeSize + 1);
+      return [[head.subarray(0, 40), head.subarray(40), data], [16 + 8]];
     };
   } else {
     const req = c.encode(3 /* FUSE_GETATTR */, 1n, [Buffer.alloc(16)]);
-    next = () => [req, [16 + 104]];
+    next = () => [[req], [16 + 104]];
   }
   const lat: number[] = [];
   const t0 = performance.now();
@@ -63,8 +79,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         const s = performance.now();
         if (s >= until) return;
         const [req, out] = next();
-        const r = await fe.submit(1, [req], out);
+        const r = await fe.submit(1, req, out);
         if (spec.read && r.len !== 16 + spec.read.readSize) throw new Error(`READ answered ${r.len} bytes`);
+        if (spec.write && (r.len !== 24 || r.data.readUInt32LE(16) !== spec.write.writeSize)) throw new Error(`WRITE answered ${r.len} bytes`);
         const e = performance.now();
         if (s >= from && e <= until) {
           inWindow++;

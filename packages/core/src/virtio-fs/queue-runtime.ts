@@ -3,7 +3,7 @@
 // waits: a request that blocks only holds its own chain.
 import type { ActorRefFrom } from 'xstate';
 import type { DescriptorChain, Logger, Virtqueue } from '@vfsd/vhost';
-import { EIO, FuseDecodeError, FuseOpcode, OUT_HEADER_SIZE, decodeRequest, type DecodedRequest } from '../fuse';
+import { EIO, FuseDecodeError, FuseOpcode, OUT_HEADER_SIZE, decodeRequestSegments, type DecodedRequest } from '../fuse';
 import { RequestRun } from '../actors/request-run';
 import type { RequestState } from '../actors/request.logic';
 import type { virtqueueMachine } from '../actors/virtqueue.machine';
@@ -191,7 +191,7 @@ export class QueueRuntime {
     session.liveRequests++;
     let req: DecodedRequest;
     try {
-      req = decodeRequest(chain.readAll(), session.server.options);
+      req = decodeRequestSegments(chain.readable, session.server.options);
     } catch (e) {
       if (!(e instanceof FuseDecodeError)) throw e;
       session.log.error(`queue ${this.index} head ${chain.head}: ${e.message}`);

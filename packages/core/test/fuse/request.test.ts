@@ -1,5 +1,6 @@
 import {
   decodeRequest,
+  decodeRequestSegments,
   EINVAL,
   ENAMETOOLONG,
   ENOSYS,
@@ -11,7 +12,9 @@ import {
   type DecodedRequest,
   type DecodeOptions,
   type RequestOf,
+  type WriteRequest,
 } from '../../src/fuse';
+import { bytesJoined } from '../../src/io-views';
 import { Bytes, request } from './helpers';
 
 const UNIQUE = 0x1122334455667788n;
@@ -192,10 +195,34 @@ describe('decodes each opcode', () => {
       request(Op.FUSE_WRITE, new Bytes().u64(4n).u64(4096n).u32(data.length).u32(1).u64(0n).u32(0o1).u32(0).raw(data)),
     );
     expect(r.arg).toEqual({ fh: 4n, offset: 4096n, size: 11, write_flags: 1, lock_owner: 0n, flags: 1 });
-    expect(Buffer.compare(r.data, data)).toBe(0);
+    expect(Buffer.compare(bytesJoined(r.data), data)).toBe(0);
     const old = decodeAs(Op.FUSE_WRITE, request(Op.FUSE_WRITE, new Bytes().u64(4n).u64(0n).u32(2).u32(0).raw('hi')), { minor: 8 });
     expect(old.arg).toEqual({ fh: 4n, offset: 0n, size: 2, write_flags: 0, lock_owner: 0n, flags: 0 });
-    expect(str(old.data)).toBe('hi');
+    expect(str(bytesJoined(old.data))).toBe('hi');
+  });
+
+  it('WRITE in segments (header, fuse_write_in, a page each): the data stays in its segments, not copied', () => {
+    const data = Buffer.alloc(3 * 4096 + 100);
+    for (let i = 0; i < data.length; i++) data[i] = i & 0xff;
+    const whole = request(Op.FUSE_WRITE, new Bytes().u64(4n).u64(8192n).u32(data.length).u32(0).u64(0n).u32(0o2).u32(0).raw(data));
+    const segments = [whole.subarray(0, 40), whole.subarray(40, 80), ...[0, 1, 2, 3].map((i) => whole.subarray(80 + i * 4096, Math.min(whole.length, 80 + (i + 1) * 4096)))];
+    const r = decodeRequestSegments(segments) as WriteRequest;
+    expect(r.opcode).toBe(Op.FUSE_WRITE);
+    expect(r.arg).toMatchObject({ fh: 4n, offset: 8192n, size: data.length });
+    expect(Array.isArray(r.data)).toBe(true);
+    const views = r.data as readonly Uint8Array[];
+    expect(views.map((v) => v.byteLength)).toEqual([4096, 4096, 4096, 100]);
+    expect(views.every((v, i) => v.buffer === whole.buffer && v.byteOffset === whole.byteOffset + 80 + i * 4096)).toBe(true);
+    expect(Buffer.compare(bytesJoined(r.data), data)).toBe(0);
+    // The head itself split oddly still decodes; a size that disagrees is the whole decoder's EINVAL.
+    const odd = decodeRequestSegments([whole.subarray(0, 13), whole.subarray(13, 97), whole.subarray(97)]) as WriteRequest;
+    expect(Buffer.compare(bytesJoined(odd.data), data)).toBe(0);
+    const bad = Buffer.from(whole);
+    bad.writeUInt32LE(data.length - 1, 40 + 16);
+    expect(() => decodeRequestSegments([bad.subarray(0, 80), bad.subarray(80)])).toThrow(/write data: 12388 bytes follow, size says 12387/);
+    // Other requests in several segments are joined as before.
+    const getattr = request(Op.FUSE_GETATTR, new Bytes().u32(0).u32(0).u64(0n));
+    expect(decodeRequestSegments([getattr.subarray(0, 40), getattr.subarray(40)]).opcode).toBe(Op.FUSE_GETATTR);
   });
 
   it('RELEASE, RELEASEDIR, FSYNC, FSYNCDIR, FLUSH', () => {

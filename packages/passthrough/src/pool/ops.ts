@@ -59,6 +59,8 @@ export interface OpTable {
   readInto: { req: { fd: number; offset: bigint; size: number; into: readonly Uint8Array[] }; res: number };
   /** pwrite; with killSuidgid the file first loses its set-id bits, as a write by a caller without CAP_FSETID. */
   write: { req: { fd: number; offset: bigint; data: Uint8Array; killSuidgid?: boolean }; res: number };
+  /** pwritev of `data` (views of guest memory) as `write`. Inline only, as readInto. */
+  writeFrom: { req: { fd: number; offset: bigint; data: readonly Uint8Array[]; killSuidgid?: boolean }; res: number };
   /** Clears S_ISUID, and S_ISGID if group-executable, as the kernel's file_remove_privs (KILLPRIV_V2). */
   killSuidgid: { req: { fd: number }; res: undefined };
   fsync: { req: { fd: number; datasync: boolean }; res: undefined };
@@ -151,6 +153,7 @@ export const FD_ONLY_KINDS: ReadonlySet<OpKind> = new Set<OpKind>([
   'flock',
   'read',
   'readInto',
+  'writeFrom',
   'write',
   'fsync',
   'fallocate',

@@ -55,7 +55,7 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
-import { sliceViews } from '@vfsd/core/dist/src/io-views';
+import { sliceViews, viewsLength } from '@vfsd/core/dist/src/io-views';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statRecord } from '../sys/stat';
 import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
@@ -179,6 +179,21 @@ function readInto(fd: number, offset: bigint, size: number, into: readonly Uint8
   let views = sliceViews(into, 0, size);
   while (done < size) {
     const n = fs.readvSync(fd, views as NodeJS.ArrayBufferView[], pos);
+    if (n === 0) break;
+    done += n;
+    pos += n;
+    views = sliceViews(views, n, size - done);
+  }
+  return done;
+}
+
+function writeFrom(fd: number, offset: bigint, data: readonly Uint8Array[]): number {
+  const size = viewsLength(data);
+  let done = 0;
+  let pos = Number(offset);
+  let views = data;
+  while (done < size) {
+    const n = fs.writevSync(fd, views as NodeJS.ArrayBufferView[], pos);
     if (n === 0) break;
     done += n;
     pos += n;
@@ -364,6 +379,9 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
     case 'write':
       if (op.killSuidgid) killSuidgid(op.fd);
       return writeAll(op.fd, op.offset, op.data);
+    case 'writeFrom':
+      if (op.killSuidgid) killSuidgid(op.fd);
+      return writeFrom(op.fd, op.offset, op.data);
     case 'killSuidgid':
       killSuidgid(op.fd);
       return undefined;
