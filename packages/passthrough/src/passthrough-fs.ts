@@ -203,6 +203,18 @@ function noEntry(ino: bigint, type: number): FuseEntryOut {
 const O_DIRECT = 0o40000;
 const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT;
 
+/** Copies `data` into `views` in order; returns the bytes copied. */
+function copyInto(views: readonly Uint8Array[], data: Uint8Array): number {
+  let at = 0;
+  for (const v of views) {
+    if (at >= data.byteLength) break;
+    const n = Math.min(v.byteLength, data.byteLength - at);
+    v.set(data.subarray(at, at + n));
+    at += n;
+  }
+  return at;
+}
+
 /** Why file handles cannot serve `sharedDir` (see fileHandlesUnusable), or null: for a start-up check. */
 export function probeFileHandles(sharedDir: string): string | null {
   const fd = fs.openSync(sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -557,7 +569,9 @@ export class PassthroughFs implements FileSystem {
       if (into && this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
         return { placed: await this.run(ctx, { kind: 'readInto', fd: h.file.fd, offset, size, into: into.buffers }, false, true) };
       }
-      return this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain);
+      const data = await this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain);
+      // One copy, into the guest's buffers, rather than through a reply buffer.
+      return into ? { placed: copyInto(into.buffers, data) } : data;
     });
   }
 

@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { EBADF, EINTR, EIO, FsError } from '@vfsd/core';
 import { WorkerPool } from '../src';
 import { O_PATH } from '../src/sys/constants';
+import { postable } from '../src/pool/ring-worker';
 import { sleep, tempDir } from './helpers';
 
 const F_OFD_SETLK = 37;
@@ -212,5 +213,24 @@ describe('WorkerPool regular lane (rings, hybrid)', () => {
     const snap = pool.workers[0].getSnapshot();
     expect(snap.value).toBe('idle');
     expect(snap.context).toMatchObject({ completed: 3, inFlight: 0, unique: undefined });
+  });
+});
+
+describe('ops posted to a worker', () => {
+  // A message carries a typed array's whole ArrayBuffer: a view of guest memory would post all of it.
+  test('a name or data that views a bigger buffer is copied to its own bytes; the rest goes as it is', () => {
+    const guestRam = new Uint8Array(1 << 20);
+    guestRam.set(Buffer.from('hello'), 4096);
+    const view = guestRam.subarray(4096, 4101);
+    const posted = postable({ kind: 'write', fd: 3, offset: 0n, data: view }) as { data: Uint8Array; fd: number };
+    expect(posted.data.buffer.byteLength).toBe(5);
+    expect(Buffer.from(posted.data).toString()).toBe('hello');
+    expect(posted.fd).toBe(3);
+    const own = new Uint8Array(8);
+    const op = { kind: 'write' as const, fd: 3, offset: 0n, data: own };
+    expect(postable(op)).toBe(op);
+    const named = { kind: 'unlinkAt' as const, dirFd: 4, name: Buffer.from('x'), flags: 0 };
+    // Buffer.from of a short string is a slice of Node's shared pool: copied too.
+    expect((postable(named) as { name: Uint8Array }).name.buffer.byteLength).toBe(1);
   });
 });

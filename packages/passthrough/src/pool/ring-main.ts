@@ -89,7 +89,7 @@ for (;;) {
     const outcome: OpOutcome = op ? runOp(op, token) : { ok: false, errno: 5 };
     Atomics.store(h, H_RUNNING_SEQ, 0);
     // A GENERIC outcome is posted before the slot says DONE: the main thread reads it when it sees DONE.
-    if (!compact) init.port.postMessage({ seq, outcome } satisfies GenericMessage);
+    if (!compact) init.port.postMessage({ seq, outcome } satisfies GenericMessage, transferable(outcome));
     ring.writeOutcome(slot, op?.kind ?? 'close', outcome);
   }
   slot = slot + 1 === slots ? 0 : slot + 1;
@@ -100,3 +100,13 @@ for (;;) {
 }
 // Asked to stop: nothing else keeps this thread's event loop alive, so it exits on its own.
 port.close();
+
+/**
+ * A read's data moves to the main thread instead of being copied, when it owns its whole ArrayBuffer
+ * (a big read: Buffer.allocUnsafe gives small ones a slice of a shared pool, which must stay here).
+ */
+function transferable(outcome: OpOutcome): ArrayBuffer[] {
+  if (!outcome.ok || !(outcome.value instanceof Uint8Array)) return [];
+  const v = outcome.value;
+  return v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? [v.buffer] : [];
+}
