@@ -9,6 +9,7 @@ import { EBADF, FUSE_ROOT_ID, FsError } from '@vfsd/core';
 import { SharedFd } from './shared-fd';
 import * as fs from 'node:fs';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from './sys/constants';
+import { useCred } from './sys/creds';
 import { nameToHandleAt, openByHandleAt, statxMntId } from './sys/libc';
 import type { StatRecord } from './sys/stat';
 
@@ -123,15 +124,28 @@ export class InodeTable {
    */
   addLookup(fd: number, stat: StatRecord): InodeEntry {
     const mntId = this.mountIdOf(fd, stat);
-    const known = this.byKey.get(inodeKey(stat, mntId));
-    if (known) {
+    const key = inodeKey(stat, mntId);
+    const known = this.byKey.get(key);
+    // An evicted entry holds nothing open: its inode may have been freed and its number reused by
+    // another file. Only the same handle proves it the same inode (then the new fd serves it again).
+    const h = this.fileHandles !== 'never' && (!known || known.evicted) ? nameToHandleAt(fd) : undefined;
+    if (known && known.evicted && !(typeof h === 'object' && h.handle.equals(known.fileHandle!.handle))) {
+      // Another inode now: the old entry stays for its FORGETs but is no longer found by key.
+      this.byKey.delete(key);
+    } else if (known) {
       known.lookups++;
-      this.closeFd(fd);
+      if (known.evicted) {
+        known.handle = new SharedFd(fd, this.closeFd);
+        known.evicted = false;
+        this.open.set(known.nodeid, known);
+        this.trim();
+      } else {
+        this.closeFd(fd);
+      }
       return known;
     }
     let fileHandle: InodeEntry['fileHandle'];
-    if (this.fileHandles !== 'never') {
-      const h = nameToHandleAt(fd);
+    if (h !== undefined) {
       if (typeof h === 'number') {
         if (this.fileHandles === 'mandatory') {
           this.closeFd(fd);
@@ -152,10 +166,12 @@ export class InodeTable {
    * what a LOOKUP at the open-file limit can still do). Undefined if the inode is not known.
    */
   addKnownLookup(stat: StatRecord): InodeEntry | undefined {
-    // A directory keyed by its mount cannot be told apart without an fd: not found.
+    // A directory keyed by its mount cannot be told apart without an fd: not found. Nor can an evicted
+    // inode from a new one that reused its number.
     if (this.mountIds && (stat.mode & S_IFMT) === S_IFDIR) return undefined;
     const known = this.byKey.get(inodeKey(stat));
-    if (known) known.lookups++;
+    if (!known || known.evicted) return undefined;
+    known.lookups++;
     return known;
   }
 
@@ -166,7 +182,8 @@ export class InodeTable {
     entry.lookups = entry.lookups > n ? entry.lookups - n : 0n;
     if (entry.lookups > 0n) return undefined;
     this.byId.delete(nodeid);
-    this.byKey.delete(entry.key);
+    // Its key may name a newer inode by now (a reused inode number, see addLookup).
+    if (this.byKey.get(entry.key) === entry) this.byKey.delete(entry.key);
     this.open.delete(nodeid);
     entry.handle.close();
     return entry;
@@ -201,6 +218,8 @@ export class InodeTable {
     if (typeof h === 'number') return -1;
     if (this.mountFds.has(h.mountId)) return h.mountId;
     try {
+      // As the daemon, whatever caller's ids this thread has now.
+      useCred(undefined);
       this.mountFds.set(h.mountId, fs.openSync(`/proc/self/fd/${fd}`, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
       return h.mountId;
     } catch {
@@ -214,6 +233,8 @@ export class InodeTable {
 
   private reopen(entry: InodeEntry): void {
     const h = entry.fileHandle!;
+    // As the daemon: a caller's fsuid would have dropped CAP_DAC_READ_SEARCH (EPERM).
+    useCred(undefined);
     const fd = openByHandleAt(this.mountFds.get(h.mountId) ?? -1, h.handle, O_PATH | O_CLOEXEC);
     if (fd < 0) throw new FsError(-fd, `nodeid ${entry.nodeid}: open_by_handle_at`);
     entry.handle = new SharedFd(fd, this.closeFd);

@@ -13,6 +13,7 @@ import {
   EPERM,
   EROFS,
   FATTR_FH,
+  FATTR_KILL_SUIDGID,
   FOPEN_CACHE_DIR,
   FOPEN_DIRECT_IO,
   FOPEN_KEEP_CACHE,
@@ -705,7 +706,8 @@ export class PassthroughFs implements FileSystem {
           kind: 'setattr',
           pathFd: inode.handle.fd,
           fd,
-          valid: a.valid,
+          // FATTR_KILL_SUIDGID is the daemon's to honour only under HANDLE_KILLPRIV_V2.
+          valid: this.negotiated.killprivV2 ? a.valid : a.valid & ~FATTR_KILL_SUIDGID,
           mode: a.mode,
           uid: a.uid,
           gid: a.gid,

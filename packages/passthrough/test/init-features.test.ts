@@ -144,6 +144,10 @@ describe.each([
       const c = await create(FUSE_ROOT_ID, 'suid', S_IFREG | 0o644, 0, O_WRONLY | O_CREAT | O_TRUNC, FUSE_OPEN_KILL_SUIDGID);
       expect(hostMode('suid')).toBe(0o755);
       await fsys().release(ctx(), releaseReq(c.entry.nodeid, c.open.fh));
+      // A file the same CREATE makes keeps the set-id bits it was asked for (nothing was truncated).
+      const n = await create(FUSE_ROOT_ID, 'new-suid', S_IFREG | 0o4755, 0, O_WRONLY | O_CREAT | O_TRUNC, FUSE_OPEN_KILL_SUIDGID);
+      expect(hostMode('new-suid')).toBe(0o4755);
+      await fsys().release(ctx(), releaseReq(n.entry.nodeid, n.open.fh));
     });
 
     test('not offered when turned off: the flags change nothing', async () => {

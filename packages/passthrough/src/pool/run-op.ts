@@ -17,6 +17,7 @@ import {
   LOCK_NB,
   O_CLOEXEC,
   O_CREAT,
+  O_EXCL,
   O_NOFOLLOW,
   O_PATH,
   O_TMPFILE,
@@ -89,6 +90,7 @@ function lookupAt(dirFd: number, name: Uint8Array): OpResult<'lookupAt'> {
 }
 
 const ENOENT = 2;
+const EEXIST = 17;
 const ERANGE = 34;
 const DOT = 0x2e;
 
@@ -249,6 +251,28 @@ function killSuidgid(fd: number, isPathFd = false): void {
   else fs.fchmodSync(fd, next);
 }
 
+/**
+ * CREATE. With killSuidgid (an O_TRUNC by a caller without CAP_FSETID), a file that already existed
+ * loses its set-id bits, as a truncation does; one this call makes keeps the mode it was asked for. So
+ * that the two can be told apart, an exclusive create is tried first.
+ */
+function create(op: Op<'create'>): Created {
+  const flags = op.flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+  const mode = newMode(op.dirFd, op);
+  if (!op.killSuidgid || (op.flags & O_EXCL) !== 0) return created(check('openat', openat(op.dirFd, op.name, flags, mode)));
+  for (let tries = 0; ; tries++) {
+    const fd = openat(op.dirFd, op.name, flags | O_EXCL, mode);
+    if (fd >= 0) return created(fd);
+    if (fd !== -EEXIST) check('openat', fd);
+    // It exists: open it as it is (truncated), then clear the bits. Gone again meanwhile: retry.
+    const existing = openat(op.dirFd, op.name, flags & ~O_CREAT, 0);
+    if (existing === -ENOENT && tries < 3) continue;
+    const made = created(check('openat', existing));
+    killSuidgid(made.fd);
+    return made;
+  }
+}
+
 function timespec(buf: Buffer, at: number, now: boolean, set: boolean, sec: bigint, nsec: number): void {
   buf.writeBigInt64LE(set && !now ? sec : 0n, at);
   buf.writeBigInt64LE(BigInt(now ? UTIME_NOW : set ? nsec : UTIME_OMIT), at + 8);
@@ -340,11 +364,8 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       return undefined;
     case 'readdir':
       return readdir(op.fd, op.offset, op.size, op.plus);
-    case 'create': {
-      const made = created(check('openat', openat(op.dirFd, op.name, op.flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, newMode(op.dirFd, op))));
-      if (op.killSuidgid) killSuidgid(made.fd);
-      return made;
-    }
+    case 'create':
+      return create(op);
     case 'tmpfile':
       return created(check('openat', openat(op.dirFd, Buffer.from('.'), (op.flags & ~O_CREAT) | O_TMPFILE | O_CLOEXEC, newMode(op.dirFd, op))));
     case 'mkdirAt':
