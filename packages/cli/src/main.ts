@@ -105,6 +105,7 @@ export async function run(argv: string[]): Promise<number> {
             announceSubmounts: o.announceSubmounts,
             killprivV2: o.killprivV2,
             inodeFileHandles: fileHandles,
+            inodeFdCache: o.inodeFdCache,
             pool: inspector ? { inspect: inspector.poolInspect } : undefined,
           }),
           requestQueues: o.requestQueues,

@@ -27,6 +27,8 @@ export interface Options {
   announceSubmounts: boolean;
   killprivV2: boolean;
   inodeFileHandles: FileHandleMode;
+  /** With file handles: how many inode fds stay open at most (default: half the open-file limit). */
+  inodeFdCache?: number;
   /** 0: leave the limit alone; undefined: raise it as far as allowed. */
   rlimitNofile?: number;
   logLevel: LogLevel;
@@ -151,6 +153,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('announce-submounts', { type: 'boolean', default: false, describe: 'tell the guest about mount points inside the share' })
     .option('killpriv-v2', { type: 'boolean', default: true, describe: 'clear set-id bits on write, truncate and chown for the guest (FUSE_HANDLE_KILLPRIV_V2; --no-killpriv-v2: the guest does it)' })
     .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'hold inodes by file handle, their fds a bounded cache: more inodes than the open-file limit (needs CAP_DAC_READ_SEARCH; prefer: fall back to fds without it)' })
+    .option('inode-fd-cache', { type: 'number', describe: 'with --inode-file-handles: inode fds kept open at most (default: half the open-file limit)' })
     .option('rlimit-nofile', { type: 'number', describe: 'open file limit to set (0: leave it; default: as high as allowed)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level (debug: one line per request)' })
     .option('log-json', { type: 'boolean', default: false, describe: 'log JSON lines instead of text' })
@@ -192,6 +195,9 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   if (!Number.isInteger(pool) || pool < 0 || pool > 1024) throw new UsageError('--thread-pool-size must be 0 to 1024');
   const nofile = a['rlimit-nofile'];
   if (nofile !== undefined && (!Number.isInteger(nofile) || nofile < 0)) throw new UsageError(`--rlimit-nofile takes a number of files (got ${nofile})`);
+  const fdCache = a['inode-fd-cache'];
+  if (fdCache !== undefined && (!Number.isInteger(fdCache) || fdCache < 16)) throw new UsageError(`--inode-fd-cache takes a number of fds, 16 or more (got ${fdCache})`);
+  if (fdCache !== undefined && a['inode-file-handles'] === 'never') throw new UsageError('--inode-fd-cache applies with --inode-file-handles prefer or mandatory');
   const sandbox = (compat.sandbox ?? a.sandbox) as SandboxMode;
   if (!SANDBOX_MODES.includes(sandbox)) throw new UsageError(`--sandbox takes namespace, chroot or none (got ${sandbox})`);
   if (sandbox !== 'none') throw new UsageError(`--sandbox ${sandbox} is not supported yet; use --sandbox none`);
@@ -211,6 +217,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     announceSubmounts: compat.announceSubmounts ?? a['announce-submounts'],
     killprivV2: compat.killprivV2 ?? a['killpriv-v2'],
     inodeFileHandles: a['inode-file-handles'],
+    inodeFdCache: fdCache,
     rlimitNofile: nofile,
     logLevel: (compat.logLevel as LogLevel | undefined) ?? a['log-level'],
     logJson: a['log-json'],

@@ -33,6 +33,8 @@ describe('vfsd options', () => {
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--thread-pool-size', '-1'], /--thread-pool-size must be 0 to 1024/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--rlimit-nofile', '-5'], /--rlimit-nofile takes a number/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--sandbox', 'namespace'], /--sandbox namespace is not supported yet/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--inode-fd-cache', '100'], /--inode-fd-cache applies with --inode-file-handles prefer or mandatory/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--inode-file-handles', 'prefer', '--inode-fd-cache', '3'], /--inode-fd-cache takes a number of fds, 16 or more/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--socket-group', 'no-such-group-here'], /no group named no-such-group-here/],
     [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,cache=sometimes'], /-o cache= takes none, auto or always/],
     [['--socket-path', '/tmp/a.sock', '-o', 'source=/tmp,frobnicate'], /unknown option -o frobnicate/],
