@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Logger, SimulatedFrontend, serve } from '@vfsd/vhost';
-import { EINTR, FuseClient, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in } from '@vfsd/core';
+import { EINTR, FuseClient, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in, fuse_write_in } from '@vfsd/core';
 import { PassthroughFs } from '@vfsd/passthrough';
 
 const F_WRLCK = 1;
@@ -122,6 +122,39 @@ describe.each([0, 4])('thread pool size %i', (poolSize) => {
       // A chain too small for the reply: EIO, nothing written past it.
       const small = await fe.submit(1, [c.encode(FuseOpcode.FUSE_READ, nodeid, [c.struct(fuse_read_in, { fh, offset: 0n, size: 8192, read_flags: 0, lock_owner: 0n, flags: 0 })])], [16, 4096]);
       expect(small.data.readInt32LE(4)).toBe(-5);
+    } finally {
+      fe.close();
+      await r.stop();
+    }
+  });
+
+  test('WRITE data reaches the file intact from segmented chains, big (a worker\'s with a pool) and small', async () => {
+    const r = rig(poolSize);
+    fs.writeFileSync(path.join(r.share, 'out.bin'), '');
+    fs.chmodSync(path.join(r.share, 'out.bin'), 0o666); // the client's requests come from uid 1000
+    const { fe, c } = await r.connect();
+    try {
+      const nodeid = (await c.lookup(1n, 'out.bin')).body.readBigUInt64LE(0);
+      const o = await c.request(FuseOpcode.FUSE_OPEN, nodeid, [c.struct(fuse_open_in, { flags: 2, open_flags: 0 })], 16 + 16);
+      expect(o.error).toBe(0);
+      const fh = o.body.readBigUInt64LE(0);
+      const expected = Buffer.alloc((1 << 20) + 300_000);
+      const write = async (offset: number, data: Buffer) => {
+        const head = c.encode(FuseOpcode.FUSE_WRITE, nodeid, [c.struct(fuse_write_in, { fh, offset: BigInt(offset), size: data.length, write_flags: 0, lock_owner: 0n, flags: 0 })]);
+        head.writeUInt32LE(head.length + data.length, 0);
+        // As the Linux driver: the header, fuse_write_in and each page in a descriptor of its own.
+        const pages = Array.from({ length: Math.ceil(data.length / 4096) }, (_, i) => data.subarray(i * 4096, (i + 1) * 4096));
+        const res = await fe.submit(1, [head.subarray(0, 40), head.subarray(40), ...pages], [16 + 8]);
+        expect(res.data.readInt32LE(4)).toBe(0);
+        expect(res.data.readUInt32LE(16)).toBe(data.length);
+        data.copy(expected, offset);
+      };
+      const pattern = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+      await write(0, pattern(1 << 20, 1));
+      await write(1 << 20, pattern(300_000, 2));
+      await write(4093, pattern(10, 3));
+      await Promise.all([write(200_000, pattern(150_000, 4)), write(600_000, pattern(150_000, 5)), write(5, pattern(4096, 6))]);
+      expect(fs.readFileSync(path.join(r.share, 'out.bin')).equals(expected)).toBe(true);
     } finally {
       fe.close();
       await r.stop();

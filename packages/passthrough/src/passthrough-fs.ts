@@ -94,6 +94,7 @@ import {
 import { timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
+import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
 import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
@@ -180,6 +181,8 @@ export const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86
 
 /** Reads and writes at least this big go to a worker whatever the queue depth (with a pool). */
 const BIG_IO = 128 * 1024;
+/** The biggest READ/WRITE a Linux guest sends (max_pages 256): a pool slab's size. */
+const SLAB_SIZE = 1 << 20;
 /** The most copy_file_range moves in one call (as Linux's MAX_RW_COUNT). */
 const MAX_RW = 0x7ffff000;
 const W_OK = 2;
@@ -203,6 +206,16 @@ function noEntry(ino: bigint, type: number): FuseEntryOut {
 // the guest's page cache is what cache=never bypasses (FOPEN_DIRECT_IO), not the host's.
 const O_DIRECT = 0o40000;
 const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT;
+
+/** Copies `views` in order to the start of `slab`. */
+function copyFrom(slab: SharedArrayBuffer, views: readonly Uint8Array[]): void {
+  const to = new Uint8Array(slab);
+  let at = 0;
+  for (const v of views) {
+    to.set(v, at);
+    at += v.byteLength;
+  }
+}
 
 /** Copies `data` into `views` in order; returns the bytes copied. */
 function copyInto(views: readonly Uint8Array[], data: Uint8Array): number {
@@ -262,6 +275,8 @@ export class PassthroughFs implements FileSystem {
   readonly inodes: InodeTable;
   readonly handles: HandleTable;
   readonly locks: LockTable;
+  /** Shared buffers for big I/O in workers (see io-slabs.ts). */
+  private readonly slabs = new IoSlabs(SLAB_SIZE);
   private readonly entryTimeout: Timeout;
   private readonly attrTimeout: Timeout;
   private readonly initFlags: bigint;
@@ -558,8 +573,8 @@ export class PassthroughFs implements FileSystem {
   }
 
   /**
-   * Inline, straight into the guest's buffers when the server gives them (no copy); in a worker, into
-   * a buffer the server then copies (a worker cannot reach the main thread's views of guest memory).
+   * Inline, straight into the guest's buffers when the server gives them (no copy); in a worker (which
+   * cannot reach the main thread's views of guest memory), into a shared slab copied from here.
    */
   read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array>;
   read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into: ReadTarget | undefined): Promise<ReadReply>;
@@ -570,6 +585,14 @@ export class PassthroughFs implements FileSystem {
       if (into && this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
         return { placed: await this.run(ctx, { kind: 'readInto', fd: h.file.fd, offset, size, into: into.buffers }, false, true) };
       }
+      const slab = offMain && size <= SLAB_SIZE ? this.slabs.take() : undefined;
+      if (slab) {
+        const n = await this.withSlab(() => this.run(ctx, { kind: 'readSlab', fd: h.file.fd, offset, size, slab }, true));
+        const data = new Uint8Array(slab, 0, n);
+        const out = into ? { placed: copyInto(into.buffers, data) } : Buffer.from(data);
+        this.slabs.give(slab);
+        return out;
+      }
       const data = await this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain);
       // One copy, into the guest's buffers, rather than through a reply buffer.
       return into ? { placed: copyInto(into.buffers, data) } : data;
@@ -577,17 +600,25 @@ export class PassthroughFs implements FileSystem {
   }
 
   /**
-   * Inline, straight from the guest's segments (pwritev, no copy); in a worker, from one buffer joined
-   * here (the worker gets a copy of it either way).
+   * Inline, straight from the guest's segments (pwritev, no copy); in a worker, from a shared slab the
+   * data is copied into here (big writes), or from one buffer joined here.
    */
   async write(ctx: RequestContext, req: WriteRequest): Promise<number> {
     this.checkWritable();
     const { offset } = req.arg;
-    const offMain = bytesLength(req.data) >= BIG_IO;
+    const size = bytesLength(req.data);
+    const offMain = size >= BIG_IO;
     const killSuidgid = this.killsSuidgid(req.arg.write_flags, FUSE_WRITE_KILL_SUIDGID);
-    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => {
+    return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
       if (this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
         return this.run(ctx, { kind: 'writeFrom', fd: h.file.fd, offset, data: bytesViews(req.data), killSuidgid }, false, true);
+      }
+      const slab = offMain && size <= SLAB_SIZE ? this.slabs.take() : undefined;
+      if (slab) {
+        copyFrom(slab, bytesViews(req.data));
+        const n = await this.withSlab(() => this.run(ctx, { kind: 'writeSlab', fd: h.file.fd, offset, size, slab, killSuidgid }, true));
+        this.slabs.give(slab);
+        return n;
       }
       return this.run(ctx, { kind: 'write', fd: h.file.fd, offset, data: bytesJoined(req.data), killSuidgid }, offMain);
     });
@@ -805,6 +836,16 @@ export class PassthroughFs implements FileSystem {
 
   private fileOpenFlags(): number {
     return this.cache === 'never' ? FOPEN_DIRECT_IO : this.cache === 'always' ? FOPEN_KEEP_CACHE : 0;
+  }
+
+  /** Runs fn; if it fails, the slab is dropped rather than reused (its worker may still be using it). */
+  private async withSlab<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      this.slabs.drop();
+      throw err;
+    }
   }
 
   /**

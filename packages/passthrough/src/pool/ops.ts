@@ -52,6 +52,10 @@ export interface OpTable {
   /** Applies the SETATTR changes in order (mode, owner, size, times); resolves with the new stat. */
   setattr: { req: SetattrOp; res: StatRecord };
   read: { req: { fd: number; offset: bigint; size: number }; res: Uint8Array };
+  /** pread into a shared slab (IoSlabs: big reads in a worker); resolves with the bytes read. */
+  readSlab: { req: { fd: number; offset: bigint; size: number; slab: SharedArrayBuffer }; res: number };
+  /** pwrite of the first `size` bytes of a shared slab, as `write`. */
+  writeSlab: { req: { fd: number; offset: bigint; size: number; slab: SharedArrayBuffer; killSuidgid?: boolean }; res: number };
   /**
    * preadv straight into `into` (views of guest memory) until `size` bytes or the end of the file;
    * resolves with the bytes read. Inline only: a worker thread cannot see the main thread's views.
@@ -153,6 +157,8 @@ export const FD_ONLY_KINDS: ReadonlySet<OpKind> = new Set<OpKind>([
   'flock',
   'read',
   'readInto',
+  'readSlab',
+  'writeSlab',
   'writeFrom',
   'write',
   'fsync',

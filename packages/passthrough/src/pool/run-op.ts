@@ -397,6 +397,11 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       return readAll(op.fd, op.offset, op.size);
     case 'readInto':
       return readInto(op.fd, op.offset, op.size, op.into);
+    case 'readSlab':
+      return readInto(op.fd, op.offset, op.size, [new Uint8Array(op.slab, 0, op.size)]);
+    case 'writeSlab':
+      if (op.killSuidgid) killSuidgid(op.fd);
+      return writeFrom(op.fd, op.offset, [new Uint8Array(op.slab, 0, op.size)]);
     case 'write':
       if (op.killSuidgid) killSuidgid(op.fd);
       return writeAll(op.fd, op.offset, op.data);
