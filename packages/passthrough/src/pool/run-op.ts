@@ -175,33 +175,30 @@ function readAll(fd: number, offset: bigint, size: number): Uint8Array {
   return buf.subarray(0, done);
 }
 
-function readInto(fd: number, offset: bigint, size: number, into: readonly Uint8Array[]): number {
+/**
+ * preadv or pwritev (`call`) of `size` bytes of `views` at `offset`, again after a short transfer,
+ * until all are done or the file ends; returns the bytes moved.
+ */
+function vectored(call: typeof fs.readvSync, fd: number, offset: bigint, views: readonly Uint8Array[], size: number): number {
   let done = 0;
   let pos = Number(offset);
-  let views = sliceViews(into, 0, size);
+  let rest = sliceViews(views, 0, size);
   while (done < size) {
-    const n = fs.readvSync(fd, views as NodeJS.ArrayBufferView[], pos);
+    const n = call(fd, rest as NodeJS.ArrayBufferView[], pos);
     if (n === 0) break;
     done += n;
     pos += n;
-    views = sliceViews(views, n, size - done);
+    rest = sliceViews(rest, n, size - done);
   }
   return done;
 }
 
+function readInto(fd: number, offset: bigint, size: number, into: readonly Uint8Array[]): number {
+  return vectored(fs.readvSync, fd, offset, into, size);
+}
+
 function writeFrom(fd: number, offset: bigint, data: readonly Uint8Array[]): number {
-  const size = viewsLength(data);
-  let done = 0;
-  let pos = Number(offset);
-  let views = data;
-  while (done < size) {
-    const n = fs.writevSync(fd, views as NodeJS.ArrayBufferView[], pos);
-    if (n === 0) break;
-    done += n;
-    pos += n;
-    views = sliceViews(views, n, size - done);
-  }
-  return done;
+  return vectored(fs.writevSync, fd, offset, data, viewsLength(data));
 }
 
 function writeAll(fd: number, offset: bigint, data: Uint8Array): number {
