@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The vfsd command: serve a host directory to a QEMU guest over vhost-user.
+import * as path from 'path';
 import { FuseOpcode, Inspection, VirtioFsDevice, type RequestLogEntry } from '@vfsd/core';
 import { PassthroughFs, probeFileHandles } from '@vfsd/passthrough';
 import { serve, type Server } from '@vfsd/vhost';
@@ -8,6 +9,7 @@ import { CAPABILITIES, Options, UsageError, parseOptions } from './options';
 import { raiseNofileLimit } from './sys/rlimit';
 import { applySocketGroup, groupId } from './sys/socket-group';
 import { runTry } from './try';
+import { SANDBOX_STAGE_ENV, pivotIntoSandbox, runSandboxed } from './sandbox';
 import { startInspector, type InspectorHandle } from './inspector';
 
 function requestLine(e: RequestLogEntry): string {
@@ -43,6 +45,22 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   const logger = vhostLogger(log);
+  const sandboxRoot = process.env[SANDBOX_STAGE_ENV];
+  if (o.sandbox === 'namespace' && !sandboxRoot) {
+    // This process only launches the sandboxed daemon and waits for it (see sandbox.ts).
+    try {
+      return await runSandboxed({
+        argv,
+        socketPath: o.socketPath === undefined ? undefined : path.resolve(o.socketPath),
+        fd: o.fd,
+        keepNetwork: o.inspect !== undefined,
+        log: (m) => log.error(m),
+      });
+    } catch (e) {
+      process.stderr.write(`vfsd: ${(e as Error).message}\n`);
+      return 1;
+    }
+  }
   for (const n of o.notYetImplemented) log.warn(`${n} is accepted but not implemented yet`);
   if (o.rlimitNofile !== 0) {
     const lim = raiseNofileLimit(o.rlimitNofile);
@@ -84,6 +102,8 @@ export async function run(argv: string[]): Promise<number> {
     if (o.record) log.info(`recording actor events to ${o.record}`);
   }
   const debug = o.logLevel === 'debug' || o.logLevel === 'trace';
+  // The shared directory as this process reaches it (another path once inside the sandbox).
+  let share = o.sharedDir;
   let server: Server;
   try {
     server = serve({
@@ -95,7 +115,7 @@ export async function run(argv: string[]): Promise<number> {
       createDevice: () => {
         const device = new VirtioFsDevice({
           fs: new PassthroughFs({
-            sharedDir: o.sharedDir,
+            sharedDir: share,
             threadPoolSize: o.threadPoolSize,
             cache: o.cache,
             xattr: o.xattr,
@@ -121,6 +141,16 @@ export async function run(argv: string[]): Promise<number> {
     await inspector?.close();
     process.stderr.write(`vfsd: ${(e as Error).message}\n`);
     return 1;
+  }
+  if (sandboxRoot) {
+    try {
+      share = pivotIntoSandbox(sandboxRoot, o.sharedDir);
+    } catch (e) {
+      process.stderr.write(`vfsd: --sandbox namespace: ${(e as Error).message}\n`);
+      await server.stop();
+      return 1;
+    }
+    log.info(`sandbox: new mount, pid${o.inspect === undefined ? ' and network' : ''} namespaces; the share is ${share}, nothing else of the host is visible`);
   }
   log.info(`serving ${o.sharedDir} on ${o.socketPath ?? `fd ${o.fd}`}`);
   const stop = (sig: string): void => {

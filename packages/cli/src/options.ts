@@ -200,7 +200,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   if (fdCache !== undefined && a['inode-file-handles'] === 'never') throw new UsageError('--inode-fd-cache applies with --inode-file-handles prefer or mandatory');
   const sandbox = (compat.sandbox ?? a.sandbox) as SandboxMode;
   if (!SANDBOX_MODES.includes(sandbox)) throw new UsageError(`--sandbox takes namespace, chroot or none (got ${sandbox})`);
-  if (sandbox !== 'none') throw new UsageError(`--sandbox ${sandbox} is not supported yet; use --sandbox none`);
+  if (sandbox === 'chroot') throw new UsageError('--sandbox chroot is not supported; use --sandbox namespace (or none)');
   const opts: Options = {
     socketPath: a['socket-path'],
     fd: a.fd,

@@ -32,7 +32,7 @@ describe('vfsd options', () => {
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--cache', 'sometimes'], /Invalid values/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--thread-pool-size', '-1'], /--thread-pool-size must be 0 to 1024/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--rlimit-nofile', '-5'], /--rlimit-nofile takes a number/],
-    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--sandbox', 'namespace'], /--sandbox namespace is not supported yet/],
+    [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--sandbox', 'chroot'], /--sandbox chroot is not supported; use --sandbox namespace/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--inode-fd-cache', '100'], /--inode-fd-cache applies with --inode-file-handles prefer or mandatory/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--inode-file-handles', 'prefer', '--inode-fd-cache', '3'], /--inode-fd-cache takes a number of fds, 16 or more/],
     [['--shared-dir', '/tmp', '--socket-path', '/tmp/a.sock', '--socket-group', 'no-such-group-here'], /no group named no-such-group-here/],
@@ -78,6 +78,69 @@ describe('vfsd options', () => {
       expect(p.stderr).toMatch(/serving /);
     } finally {
       fs.rmSync(share, { recursive: true, force: true });
+    }
+  });
+
+  // Root only (new mount and pid namespaces); CI runs as root.
+  (process.geteuid?.() === 0 ? test : test.skip)('--sandbox namespace: the daemon sees the share, its code and /proc, nothing else of the host', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-sandbox-test-'));
+    const share = path.join(base, 'share');
+    fs.mkdirSync(share);
+    fs.writeFileSync(path.join(share, 'inside.txt'), 'x');
+    const sock = path.join(base, 's.sock');
+    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', share, '--sandbox', 'namespace'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    try {
+      const start = Date.now();
+      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+      expect(stderr).toMatch(/sandbox: new mount, pid and network namespaces; the share is \/share/);
+      // The daemon: the launcher's child is unshare, whose child is the sandboxed vfsd.
+      const kids = (pid: number): number[] => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      const daemon = kids(kids(child.pid!)[0])[0];
+      const root = `/proc/${daemon}/root`;
+      const codeTop = path.resolve(__dirname, '..', '..', '..', '..').split('/')[1];
+      expect(fs.readdirSync(root).sort()).toEqual(['dev', 'proc', 'share', codeTop].sort());
+      expect(fs.readdirSync(path.join(root, 'share'))).toEqual(['inside.txt']);
+      expect(fs.existsSync(path.join(root, 'etc'))).toBe(false);
+      expect(fs.readlinkSync(`/proc/${daemon}/ns/mnt`)).not.toBe(fs.readlinkSync('/proc/self/ns/mnt'));
+      expect(fs.readlinkSync(`/proc/${daemon}/ns/pid`)).not.toBe(fs.readlinkSync('/proc/self/ns/pid'));
+      expect(fs.readlinkSync(`/proc/${daemon}/ns/net`)).not.toBe(fs.readlinkSync('/proc/self/ns/net'));
+      // Still a vhost-user daemon: it answers on the host's socket path.
+      const fe = await SimulatedFrontend.connect(sock);
+      await fe.negotiate({ numQueues: 2, queueSize: 64 });
+      const c = new FuseClient(fe, 1);
+      expect((await c.init()).error).toBe(0);
+      expect((await c.lookup(1n, 'inside.txt')).error).toBe(0);
+      expect((await c.lookup(1n, '..')).body.readBigUInt64LE(0)).toBe(1n);
+      fe.close();
+      expect(await exit).toBe(0); // it exits when its front-end leaves, as virtiofsd
+      expect(fs.existsSync(sock)).toBe(false);
+      expect(fs.readdirSync(base)).toEqual(['share']);
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  (process.geteuid?.() === 0 ? test : test.skip)('--sandbox namespace: SIGTERM reaches the daemon through the launcher; it drains and exits 0', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-sandbox-term-'));
+    const sock = path.join(base, 's.sock');
+    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', base, '--sandbox', 'namespace'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    try {
+      const start = Date.now();
+      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+      child.kill('SIGTERM');
+      expect(await exit).toBe(0);
+      expect(stderr).toMatch(/SIGTERM: finishing the requests in flight/);
+      expect(fs.existsSync(sock)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      fs.rmSync(base, { recursive: true, force: true });
     }
   });
 

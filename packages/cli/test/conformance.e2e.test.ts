@@ -46,8 +46,8 @@ test('vfsd passes at least as many guest conformance checks as the C virtiofsd, 
 
 // The writeback cache (the guest caches writes and sends them later), inodes held by file handle with
 // room for 64 fds (most inodes of the run are reopened by handle), and a worker pool (big reads and
-// writes through shared slabs): every check still passes.
-test.each([[['--writeback']], [['--inode-file-handles', 'mandatory', '--inode-fd-cache', '64']], [['--thread-pool-size', '4']]])('vfsd %j passes every check too', async (args) => {
+// writes through shared slabs), and the namespace sandbox: every check still passes.
+test.each([[['--writeback']], [['--inode-file-handles', 'mandatory', '--inode-fd-cache', '64']], [['--thread-pool-size', '4']], [['--sandbox', 'namespace']]])('vfsd %j passes every check too', async (args) => {
   await guest.setup();
   const r = conformance('vfsd', ...args);
   console.log(`vfsd ${args.join(' ')}: ${r.passed.size} passed; failed: ${[...r.failed].map(([k, v]) => `${k} (${v})`).join(', ') || 'none'}`);
