@@ -9,7 +9,11 @@ import { CAPABILITIES, Options, UsageError, parseOptions } from './options';
 import { raiseNofileLimit } from './sys/rlimit';
 import { applySocketGroup, groupId } from './sys/socket-group';
 import { runTry } from './try';
-import { SANDBOX_STAGE_ENV, pivotIntoSandbox, runSandboxed } from './sandbox';
+import { pivotIntoSandbox, runSandboxed, sandboxStage } from './sandbox';
+
+function earlyStop(): void {
+  process.exit(0);
+}
 import { startInspector, type InspectorHandle } from './inspector';
 
 function requestLine(e: RequestLogEntry): string {
@@ -45,12 +49,19 @@ export async function run(argv: string[]): Promise<number> {
     return 1;
   }
   const logger = vhostLogger(log);
-  const sandboxRoot = process.env[SANDBOX_STAGE_ENV];
+  const sandboxRoot = o.sandbox === 'namespace' ? sandboxStage() : undefined;
+  if (sandboxRoot) {
+    // PID 1 of its namespace: a signal with no handler is dropped. Until the daemon serves, a stop
+    // request ends it at once.
+    process.on('SIGTERM', earlyStop);
+    process.on('SIGINT', earlyStop);
+  }
   if (o.sandbox === 'namespace' && !sandboxRoot) {
     // This process only launches the sandboxed daemon and waits for it (see sandbox.ts).
     try {
       return await runSandboxed({
         argv,
+        sharedDir: o.sharedDir,
         socketPath: o.socketPath === undefined ? undefined : path.resolve(o.socketPath),
         fd: o.fd,
         keepNetwork: o.inspect !== undefined,
@@ -150,15 +161,24 @@ export async function run(argv: string[]): Promise<number> {
       await server.stop();
       return 1;
     }
-    log.info(`sandbox: new mount, pid${o.inspect === undefined ? ' and network' : ''} namespaces; the share is ${share}, nothing else of the host is visible`);
+    log.info(`sandbox: new mount, pid${o.inspect === undefined ? ' and network' : ''} namespaces; the share is ${share}, no other host path is reachable`);
   }
   log.info(`serving ${o.sharedDir} on ${o.socketPath ?? `fd ${o.fd}`}`);
+  let stopping = false;
   const stop = (sig: string): void => {
+    if (stopping) {
+      // A second signal: stop waiting for the drain (as PID 1 in the sandbox nothing else would end it).
+      log.warn(`${sig} again: stopping now`);
+      process.exit(1);
+    }
+    stopping = true;
     log.info(`${sig}: finishing the requests in flight, then stopping`);
     void server.stop({ drain: true });
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.off('SIGTERM', earlyStop);
+  process.off('SIGINT', earlyStop);
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   await server.done;
   await inspector?.close(); // flushes the trace
   log.info('stopped');

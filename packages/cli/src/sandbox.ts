@@ -1,5 +1,7 @@
 // --sandbox namespace, as virtiofsd's: the daemon runs in new mount, pid and network namespaces and
-// sees nothing of the host but the shared directory. Node cannot leave its mount namespace once it
+// reaches nothing of the host by path but the shared directory (it keeps root's capabilities: this
+// confines where its paths lead, as a second line behind its O_PATH-relative lookups, and is no jail
+// for a daemon whose own code an attacker runs). Node cannot leave its mount namespace once it
 // runs (unshare(CLONE_NEWNS) needs a single-threaded process, and Node has threads from the start), so
 // vfsd starts itself again under util-linux's unshare. That second process binds the socket while it
 // still sees the host's tree, then pivots into a fresh root (pivotIntoSandbox) holding the share at
@@ -12,16 +14,87 @@ import * as os from 'os';
 import * as path from 'path';
 import { DataType, load, open } from 'ffi-rs';
 
-/** Set in the sandboxed daemon's environment: it then pivots instead of starting the sandbox. */
+/**
+ * Set in the sandboxed daemon's environment: `ROOT:MNTNS`, the empty directory to pivot into and the
+ * launcher's mount namespace. The daemon pivots only when it runs in another mount namespace as PID 1
+ * (what unshare made), never because the variable was inherited by some other vfsd.
+ */
 export const SANDBOX_STAGE_ENV = 'VFSD_SANDBOX_STAGE';
+
+function mountNamespace(): string {
+  return fs.readlinkSync('/proc/self/ns/mnt');
+}
+
+/** In the sandboxed daemon: the root to pivot into; undefined anywhere else. Clears the variable. */
+export function sandboxStage(): string | undefined {
+  const v = process.env[SANDBOX_STAGE_ENV];
+  delete process.env[SANDBOX_STAGE_ENV];
+  if (!v) return undefined;
+  const at = v.lastIndexOf(':mnt:');
+  if (at < 0) return undefined;
+  const root = v.slice(0, at);
+  const launcherNs = v.slice(at + 1);
+  if (process.pid !== 1 || mountNamespace() === launcherNs) return undefined;
+  return root;
+}
 /** The share's path inside the sandbox. */
 export const SANDBOX_SHARE = '/share';
 
-/** The checkout or install the daemon runs from (node_modules and every package's dist). */
-export const CODE_DIR = path.resolve(__dirname, '..', '..', '..', '..');
+/**
+ * The tree the daemon's code comes from: the nearest directory above this file whose node_modules
+ * holds ffi-rs (a checkout's root, or an install's), so that every package it loads is inside.
+ */
+export const CODE_DIR = ((): string => {
+  for (let d = __dirname; d !== path.dirname(d); d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'node_modules', 'ffi-rs'))) return d;
+  }
+  return path.resolve(__dirname, '..', '..', '..', '..');
+})();
+
+/** pivot_root(2) has no glibc wrapper: its syscall number. */
+const SYS_PIVOT_ROOT: Record<string, number> = { x64: 155, arm64: 41, riscv64: 41, ppc64: 203, s390x: 217 };
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** Whether a live daemon holds PATH.lock (as the listener takes it for its life). */
+function pathIsServed(socketPath: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${socketPath}.lock`, fs.constants.O_RDWR);
+  } catch {
+    return false; // no lock file: nobody serves it
+  }
+  try {
+    return libcCall('flock', [DataType.I32, DataType.I32], [fd, LOCK_EX | LOCK_NB]) !== 0;
+  } finally {
+    fs.closeSync(fd); // closing releases the lock if we took it
+  }
+}
+
+/** Where the sandbox's root is made: a directory outside the share (a mount point, empty on the host). */
+function makeRootDir(sharedDir: string): string {
+  const share = fs.realpathSync(sharedDir);
+  for (const base of ['/run', os.tmpdir(), '/dev/shm']) {
+    let real: string;
+    try {
+      real = fs.realpathSync(base);
+    } catch {
+      continue;
+    }
+    if (real === share || real.startsWith(`${share}/`) || share === '/') continue;
+    try {
+      return fs.mkdtempSync(path.join(real, 'vfsd-sandbox-'));
+    } catch {
+      // not writable here: the next
+    }
+  }
+  throw new Error('--sandbox namespace: no place outside the shared directory for the sandbox root');
+}
 
 export interface SandboxLaunch {
   argv: string[];
+  sharedDir: string;
   socketPath?: string;
   fd?: number;
   /** Keep the host's network namespace (the inspector's page listens on the host's loopback). */
@@ -37,7 +110,12 @@ export async function runSandboxed(l: SandboxLaunch): Promise<number> {
   if (process.geteuid?.() !== 0) throw new Error('--sandbox namespace needs root (new mount and pid namespaces)');
   const unshare = ['/usr/bin/unshare', '/bin/unshare'].find((p) => fs.existsSync(p));
   if (!unshare) throw new Error("--sandbox namespace needs util-linux's unshare");
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-sandbox-'));
+  if (SYS_PIVOT_ROOT[process.arch] === undefined) throw new Error(`--sandbox namespace: pivot_root's number on ${process.arch} is not known`);
+  // The daemon would refuse too; checked here so that the clean-up after it never touches a live one's.
+  if (l.socketPath && pathIsServed(l.socketPath)) throw new Error(`${l.socketPath} is already served by a running daemon`);
+  const root = makeRootDir(l.sharedDir);
+  // setpriv --pdeathsig: if this launcher dies, unshare does, and --kill-child takes the daemon along.
+  const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
   const args = ['--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private', ...(l.keepNetwork ? [] : ['--net'])];
   // An inherited listening fd is passed on at the same number.
   const stdio: ('inherit' | 'ignore' | number)[] = ['inherit', 'inherit', 'inherit'];
@@ -45,13 +123,23 @@ export async function runSandboxed(l: SandboxLaunch): Promise<number> {
     while (stdio.length < l.fd) stdio.push('ignore');
     stdio[l.fd] = l.fd;
   }
-  const child = spawn(unshare, [...args, process.execPath, path.join(CODE_DIR, 'packages', 'cli', 'bin', 'vfsd'), ...l.argv], {
+  // The same script as this process runs (a checkout's bin/vfsd, or an install's).
+  const command = [unshare, ...args, process.execPath, process.argv[1], ...l.argv];
+  const [file, ...rest] = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...command] : command;
+  const child = spawn(file, rest, {
     stdio,
-    env: { ...process.env, [SANDBOX_STAGE_ENV]: root },
+    env: { ...process.env, [SANDBOX_STAGE_ENV]: `${root}:${mountNamespace()}` },
   });
-  const forward = (sig: NodeJS.Signals): void => {
-    // unshare waits for its child with SIGTERM and SIGINT ignored: signal the daemon itself.
-    for (const pid of childrenOf(child.pid)) {
+  let exited = false;
+  const forward = (sig: NodeJS.Signals, tries = 40): void => {
+    // unshare waits for its child with SIGTERM and SIGINT ignored: signal the daemon itself (once it
+    // exists: a signal that comes before unshare forked is delivered when it has).
+    const pids = childrenOf(child.pid);
+    if (pids.length === 0 && !exited && tries > 0) {
+      setTimeout(() => forward(sig, tries - 1), 50);
+      return;
+    }
+    for (const pid of pids) {
       try {
         process.kill(pid, sig);
       } catch {
@@ -63,6 +151,7 @@ export async function runSandboxed(l: SandboxLaunch): Promise<number> {
   const onInt = (): void => forward('SIGINT');
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
+  process.on('SIGHUP', onTerm);
   const code = await new Promise<number>((resolve) => {
     child.once('error', (e) => {
       l.log(`cannot start the sandbox: ${e.message}`);
@@ -70,10 +159,15 @@ export async function runSandboxed(l: SandboxLaunch): Promise<number> {
     });
     child.once('exit', (c, sig) => resolve(c ?? 128 + (os.constants.signals[sig ?? 'SIGKILL'] ?? 9)));
   });
+  exited = true;
   process.off('SIGTERM', onTerm);
   process.off('SIGINT', onInt);
-  // The daemon's lock went with it: what it left of the socket (and the empty root's mount point).
-  if (l.socketPath) for (const p of [l.socketPath, `${l.socketPath}.lock`]) fs.rmSync(p, { force: true });
+  process.off('SIGHUP', onTerm);
+  // What the daemon left of its socket (its lock went with it), unless another daemon serves the path
+  // by now; and the root's mount point, empty on the host.
+  if (l.socketPath && !pathIsServed(l.socketPath)) {
+    for (const p of [l.socketPath, `${l.socketPath}.lock`]) fs.rmSync(p, { force: true });
+  }
   fs.rmSync(root, { recursive: true, force: true });
   return code;
 }
@@ -103,10 +197,9 @@ const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 1 << 18;
 const MNT_DETACH = 2;
-const SYS_pivot_root = 155;
 let libcOpened = false;
 
-function libc(funcName: string, paramsType: DataType[], paramsValue: unknown[]): void {
+function libcCall(funcName: string, paramsType: DataType[], paramsValue: unknown[]): number {
   if (!libcOpened) {
     open({ library: 'vfsd-sandbox-libc', path: 'libc.so.6' });
     libcOpened = true;
@@ -116,7 +209,13 @@ function libc(funcName: string, paramsType: DataType[], paramsValue: unknown[]):
     errnoCode: number;
     errnoMessage: string;
   };
-  if (r.value !== 0) throw new Error(`${funcName}(${paramsValue.filter((v) => typeof v === 'string').join(', ')}): ${r.errnoMessage} (errno ${r.errnoCode})`);
+  lastError = r.value === 0 ? '' : `${r.errnoMessage} (errno ${r.errnoCode})`;
+  return r.value;
+}
+let lastError = '';
+
+function libc(funcName: string, paramsType: DataType[], paramsValue: unknown[]): void {
+  if (libcCall(funcName, paramsType, paramsValue) !== 0) throw new Error(`${funcName}(${paramsValue.filter((v) => typeof v === 'string').join(', ')}): ${lastError}`);
 }
 
 function mount(source: string, target: string, fstype: string, flags: number): void {
@@ -134,18 +233,21 @@ export function pivotIntoSandbox(root: string, sharedDir: string): string {
   mount('vfsd-sandbox', root, 'tmpfs', MS_NOSUID | MS_NODEV);
   const inside = (p: string): string => path.join(root, p);
   for (const d of [SANDBOX_SHARE, '/proc', '/dev', '/oldroot', CODE_DIR]) fs.mkdirSync(inside(d), { recursive: true });
+  // The share: no device node or set-id file in it acts through the daemon's view.
   mount(share, inside(SANDBOX_SHARE), '', MS_BIND | MS_REC);
+  mount('', inside(SANDBOX_SHARE), '', MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV);
   mount(CODE_DIR, inside(CODE_DIR), '', MS_BIND | MS_REC);
-  mount('', inside(CODE_DIR), '', MS_BIND | MS_REMOUNT | MS_RDONLY);
-  mount('proc', inside('/proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  mount('', inside(CODE_DIR), '', MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV);
+  // /proc read-only (no /proc/sys to write); its fd magic links still lead to the share, writable.
+  mount('proc', inside('/proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY);
   fs.writeFileSync(inside('/dev/null'), '');
   mount('/dev/null', inside('/dev/null'), '', MS_BIND);
   process.chdir(root);
-  libc('syscall', [DataType.I64, DataType.String, DataType.String], [SYS_pivot_root, '.', 'oldroot']);
+  libc('syscall', [DataType.I64, DataType.String, DataType.String], [SYS_PIVOT_ROOT[process.arch], '.', 'oldroot']);
   libc('umount2', [DataType.String, DataType.I32], ['/oldroot', MNT_DETACH]);
   fs.rmdirSync('/oldroot');
   process.chdir('/');
   // The tmpfs root itself read-only: the daemon writes only to the share.
-  mount('', '/', '', MS_BIND | MS_REMOUNT | MS_RDONLY);
+  mount('', '/', '', MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV);
   return SANDBOX_SHARE;
 }

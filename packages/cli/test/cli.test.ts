@@ -95,7 +95,7 @@ describe('vfsd options', () => {
     try {
       const start = Date.now();
       while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
-      expect(stderr).toMatch(/sandbox: new mount, pid and network namespaces; the share is \/share/);
+      expect(stderr).toMatch(/sandbox: new mount, pid and network namespaces; the share is \/share, no other host path is reachable/);
       // The daemon: the launcher's child is unshare, whose child is the sandboxed vfsd.
       const kids = (pid: number): number[] => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
       const daemon = kids(kids(child.pid!)[0])[0];
@@ -140,6 +140,40 @@ describe('vfsd options', () => {
       expect(fs.existsSync(sock)).toBe(false);
     } finally {
       child.kill('SIGKILL');
+      fs.rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  (process.geteuid?.() === 0 ? test : test.skip)('--sandbox namespace never takes a live daemon\'s socket, and an inherited stage variable pivots nothing', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-sandbox-live-'));
+    const sock = path.join(base, 's.sock');
+    // A daemon outside any sandbox, started with the variable a sandboxed daemon gets: it must serve
+    // as usual (no pivot of the host's mounts).
+    const a = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', base, '--keep-serving'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, VFSD_SANDBOX_STAGE: `${base}:${fs.readlinkSync('/proc/self/ns/mnt')}` },
+    });
+    let stderr = '';
+    a.stderr!.on('data', (d) => (stderr += d));
+    const exit = new Promise<number | null>((res) => a.once('exit', (code) => res(code)));
+    try {
+      const start = Date.now();
+      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+      expect(stderr).not.toMatch(/sandbox:/);
+      expect(fs.readlinkSync(`/proc/${a.pid}/root`)).toBe('/');
+      const second = vfsd(['--socket-path', sock, '--shared-dir', base, '--sandbox', 'namespace']);
+      expect(second.status).toBe(1);
+      expect(second.stderr).toMatch(/already served by a running daemon/);
+      // The first one still has its socket, and answers on it.
+      expect(fs.statSync(sock).isSocket()).toBe(true);
+      const fe = await SimulatedFrontend.connect(sock);
+      await fe.negotiate({ numQueues: 2, queueSize: 64 });
+      expect((await new FuseClient(fe, 1).init()).error).toBe(0);
+      fe.close();
+      a.kill('SIGTERM');
+      expect(await exit).toBe(0);
+    } finally {
+      a.kill('SIGKILL');
       fs.rmSync(base, { recursive: true, force: true });
     }
   });
