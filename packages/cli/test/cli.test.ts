@@ -14,6 +14,23 @@ function vfsd(args: string[]): { status: number | null; stderr: string } {
   return { status: r.status, stderr: r.stderr };
 }
 
+/** vfsd as a child process: its stderr so far, its exit code, and a wait for its "serving" line. */
+function daemonChild(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return {
+    child,
+    exit,
+    stderr: () => stderr,
+    async serving(): Promise<void> {
+      const start = Date.now();
+      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
+}
+
 describe('vfsd options', () => {
   let dir: string;
   beforeAll(() => {
@@ -88,14 +105,10 @@ describe('vfsd options', () => {
     fs.mkdirSync(share);
     fs.writeFileSync(path.join(share, 'inside.txt'), 'x');
     const sock = path.join(base, 's.sock');
-    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', share, '--sandbox', 'namespace'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    const { child, exit, stderr, serving } = daemonChild(['--socket-path', sock, '--shared-dir', share, '--sandbox', 'namespace']);
     try {
-      const start = Date.now();
-      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
-      expect(stderr).toMatch(/sandbox: new mount, pid and network namespaces; the share is \/share, no other host path is reachable/);
+      await serving();
+      expect(stderr()).toMatch(/sandbox: new mount, pid and network namespaces; the share is \/share, no other host path is reachable/);
       // The daemon: the launcher's child is unshare, whose child is the sandboxed vfsd.
       const kids = (pid: number): number[] => fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
       const daemon = kids(kids(child.pid!)[0])[0];
@@ -127,16 +140,12 @@ describe('vfsd options', () => {
   (process.geteuid?.() === 0 ? test : test.skip)('--sandbox namespace: SIGTERM reaches the daemon through the launcher; it drains and exits 0', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-sandbox-term-'));
     const sock = path.join(base, 's.sock');
-    const child = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', base, '--sandbox', 'namespace'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d));
-    const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    const { child, exit, stderr, serving } = daemonChild(['--socket-path', sock, '--shared-dir', base, '--sandbox', 'namespace']);
     try {
-      const start = Date.now();
-      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
+      await serving();
       child.kill('SIGTERM');
       expect(await exit).toBe(0);
-      expect(stderr).toMatch(/SIGTERM: finishing the requests in flight/);
+      expect(stderr()).toMatch(/SIGTERM: finishing the requests in flight/);
       expect(fs.existsSync(sock)).toBe(false);
     } finally {
       child.kill('SIGKILL');
@@ -149,17 +158,13 @@ describe('vfsd options', () => {
     const sock = path.join(base, 's.sock');
     // A daemon outside any sandbox, started with the variable a sandboxed daemon gets: it must serve
     // as usual (no pivot of the host's mounts).
-    const a = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', base, '--keep-serving'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, VFSD_SANDBOX_STAGE: `${base}:${fs.readlinkSync('/proc/self/ns/mnt')}` },
+    const { child: a, exit, stderr, serving } = daemonChild(['--socket-path', sock, '--shared-dir', base, '--keep-serving'], {
+      ...process.env,
+      VFSD_SANDBOX_STAGE: `${base}:${fs.readlinkSync('/proc/self/ns/mnt')}`,
     });
-    let stderr = '';
-    a.stderr!.on('data', (d) => (stderr += d));
-    const exit = new Promise<number | null>((res) => a.once('exit', (code) => res(code)));
     try {
-      const start = Date.now();
-      while (!/serving /.test(stderr) && Date.now() - start < 10000) await new Promise((r) => setTimeout(r, 20));
-      expect(stderr).not.toMatch(/sandbox:/);
+      await serving();
+      expect(stderr()).not.toMatch(/sandbox:/);
       expect(fs.readlinkSync(`/proc/${a.pid}/root`)).toBe('/');
       const second = vfsd(['--socket-path', sock, '--shared-dir', base, '--sandbox', 'namespace']);
       expect(second.status).toBe(1);

@@ -45,7 +45,7 @@ test('submounts, POSIX ACLs and the writeback cache as a real guest uses them', 
   try {
     const r = await guest.runGuest({ socket: d.sock, tag: 'vfsdfeat', script: SCRIPT, timeoutSec: 150, daemonPid: d.child.pid });
     expect(r.harnessError).toBeNull();
-    console.log(r.output);
+    if (!/^done$/m.test(r.output)) console.log(`guest output:\n${r.output}\n${r.stderr}`);
     const v = (k: string): string | undefined => new RegExp(`^${k} (.*)$`, 'm').exec(r.output)?.[1];
     expect(r.output).toMatch(/^done$/m);
     // The tmpfs is a mount of its own in the guest: another st_dev, another virtiofs line.
