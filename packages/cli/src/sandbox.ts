@@ -12,7 +12,8 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DataType, load, open } from 'ffi-rs';
+import { DataType } from 'ffi-rs';
+import { libcCall } from './sys/libc';
 
 /**
  * Set in the sandboxed daemon's environment: `ROOT:MNTNS`, the empty directory to pivot into and the
@@ -66,7 +67,7 @@ function pathIsServed(socketPath: string): boolean {
     return false; // no lock file: nobody serves it
   }
   try {
-    return libcCall('flock', [DataType.I32, DataType.I32], [fd, LOCK_EX | LOCK_NB]) !== 0;
+    return libcCall('flock', DataType.I32, [DataType.I32, DataType.I32], [fd, LOCK_EX | LOCK_NB]).value !== 0;
   } finally {
     fs.closeSync(fd); // closing releases the lock if we took it
   }
@@ -197,25 +198,10 @@ const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 1 << 18;
 const MNT_DETACH = 2;
-let libcOpened = false;
-
-function libcCall(funcName: string, paramsType: DataType[], paramsValue: unknown[]): number {
-  if (!libcOpened) {
-    open({ library: 'vfsd-sandbox-libc', path: 'libc.so.6' });
-    libcOpened = true;
-  }
-  const r = load({ library: 'vfsd-sandbox-libc', funcName, retType: DataType.I32, paramsType, paramsValue, errno: true }) as unknown as {
-    value: number;
-    errnoCode: number;
-    errnoMessage: string;
-  };
-  lastError = r.value === 0 ? '' : `${r.errnoMessage} (errno ${r.errnoCode})`;
-  return r.value;
-}
-let lastError = '';
-
+/** A libc call that returns 0 on success; throws with the call, its path arguments and errno otherwise. */
 function libc(funcName: string, paramsType: DataType[], paramsValue: unknown[]): void {
-  if (libcCall(funcName, paramsType, paramsValue) !== 0) throw new Error(`${funcName}(${paramsValue.filter((v) => typeof v === 'string').join(', ')}): ${lastError}`);
+  const r = libcCall(funcName, DataType.I32, paramsType, paramsValue);
+  if (r.value !== 0) throw new Error(`${funcName}(${paramsValue.filter((v) => typeof v === 'string').join(', ')}): ${r.message} (errno ${r.errno})`);
 }
 
 function mount(source: string, target: string, fstype: string, flags: number): void {

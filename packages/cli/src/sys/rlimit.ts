@@ -1,25 +1,14 @@
 // RLIMIT_NOFILE: every inode the guest knows holds an O_PATH fd, so the daemon raises its open-file
 // limit at start-up as virtiofsd does: to min(1,000,000, fs.file-max - 16,384) unless told a number.
 import * as fs from 'fs';
-import { DataType, load, open } from 'ffi-rs';
+import { DataType } from 'ffi-rs';
+import { libcCall } from './libc';
 
 const RLIMIT_NOFILE = 7;
-let opened = false;
 
 function prlimit(newLimit: Buffer | null, old: Buffer): { ok: boolean; errno: number } {
-  if (!opened) {
-    open({ library: 'libc', path: 'libc.so.6' });
-    opened = true;
-  }
-  const r = load({
-    library: 'libc',
-    funcName: 'prlimit',
-    retType: DataType.I32,
-    paramsType: [DataType.I32, DataType.I32, newLimit ? DataType.U8Array : DataType.I64, DataType.U8Array],
-    paramsValue: [0, RLIMIT_NOFILE, newLimit ?? 0, old],
-    errno: true,
-  }) as unknown as { value: number; errnoCode: number };
-  return { ok: r.value === 0, errno: r.errnoCode };
+  const r = libcCall('prlimit', DataType.I32, [DataType.I32, DataType.I32, newLimit ? DataType.U8Array : DataType.I64, DataType.U8Array], [0, RLIMIT_NOFILE, newLimit ?? 0, old]);
+  return { ok: r.value === 0, errno: r.errno };
 }
 
 export interface NofileLimit {

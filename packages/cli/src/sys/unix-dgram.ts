@@ -1,22 +1,13 @@
 // UNIX datagram sockets through libc (Node's dgram has no AF_UNIX): enough for a syslog client
 // (socket + connect + send) and for a test's throwaway syslog server (socket + bind + recv).
-import { DataType, load, open } from 'ffi-rs';
+import { DataType } from 'ffi-rs';
+import { libcCall } from './libc';
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_DONTWAIT = 0x40;
 export const EAGAIN = 11;
-let opened = false;
-
-function libc(funcName: string, retType: DataType, paramsType: DataType[], paramsValue: unknown[]): { value: number; errno: number } {
-  if (!opened) {
-    open({ library: 'libc', path: 'libc.so.6' });
-    opened = true;
-  }
-  const r = load({ library: 'libc', funcName, retType, paramsType, paramsValue, errno: true }) as unknown as { value: number | bigint; errnoCode: number };
-  return { value: Number(r.value), errno: r.errnoCode };
-}
 
 export class SysError extends Error {
   constructor(
@@ -39,20 +30,20 @@ function sockaddr(path: string): Buffer {
 }
 
 function newSocket(): number {
-  const s = libc('socket', DataType.I32, [DataType.I32, DataType.I32, DataType.I32], [AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0]);
+  const s = libcCall('socket', DataType.I32, [DataType.I32, DataType.I32, DataType.I32], [AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0]);
   if (s.value < 0) throw new SysError('socket', s.errno, 'cannot make a UNIX datagram socket');
   return s.value;
 }
 
 export function closeFd(fd: number): void {
-  libc('close', DataType.I32, [DataType.I32], [fd]);
+  libcCall('close', DataType.I32, [DataType.I32], [fd]);
 }
 
 /** A datagram socket connected to `path`; throws SysError (ENOENT, ECONNREFUSED, ...) if it can't. */
 export function connectDgram(path: string): number {
   const fd = newSocket();
   const addr = sockaddr(path);
-  const r = libc('connect', DataType.I32, [DataType.I32, DataType.U8Array, DataType.I32], [fd, addr, addr.length]);
+  const r = libcCall('connect', DataType.I32, [DataType.I32, DataType.U8Array, DataType.I32], [fd, addr, addr.length]);
   if (r.value !== 0) {
     closeFd(fd);
     throw new SysError('connect', r.errno, `cannot connect to ${path}`);
@@ -64,7 +55,7 @@ export function connectDgram(path: string): number {
 export function bindDgram(path: string): number {
   const fd = newSocket();
   const addr = sockaddr(path);
-  const r = libc('bind', DataType.I32, [DataType.I32, DataType.U8Array, DataType.I32], [fd, addr, addr.length]);
+  const r = libcCall('bind', DataType.I32, [DataType.I32, DataType.U8Array, DataType.I32], [fd, addr, addr.length]);
   if (r.value !== 0) {
     closeFd(fd);
     throw new SysError('bind', r.errno, `cannot bind ${path}`);
@@ -75,14 +66,14 @@ export function bindDgram(path: string): number {
 /** Sends one datagram without blocking; returns 0 or the errno (EAGAIN when the reader lags). */
 export function sendDgram(fd: number, data: Buffer): number {
   if (data.length === 0) return 0;
-  const r = libc('send', DataType.I64, [DataType.I32, DataType.U8Array, DataType.I64, DataType.I32], [fd, data, data.length, MSG_DONTWAIT]);
+  const r = libcCall('send', DataType.I64, [DataType.I32, DataType.U8Array, DataType.I64, DataType.I32], [fd, data, data.length, MSG_DONTWAIT]);
   return r.value < 0 ? r.errno : 0;
 }
 
 /** Receives one datagram without blocking; null when none is queued. */
 export function recvDgram(fd: number, max = 65536): Buffer | null {
   const b = Buffer.alloc(max);
-  const r = libc('recv', DataType.I64, [DataType.I32, DataType.U8Array, DataType.I64, DataType.I32], [fd, b, max, MSG_DONTWAIT]);
+  const r = libcCall('recv', DataType.I64, [DataType.I32, DataType.U8Array, DataType.I64, DataType.I32], [fd, b, max, MSG_DONTWAIT]);
   if (r.value < 0) {
     if (r.errno === EAGAIN) return null;
     throw new SysError('recv', r.errno, 'recv failed');
