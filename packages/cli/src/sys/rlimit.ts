@@ -1,15 +1,7 @@
 // RLIMIT_NOFILE: every inode the guest knows holds an O_PATH fd, so the daemon raises its open-file
 // limit at start-up as virtiofsd does: to min(1,000,000, fs.file-max - 16,384) unless told a number.
 import * as fs from 'fs';
-import { DataType } from 'ffi-rs';
-import { libcCall } from './libc';
-
-const RLIMIT_NOFILE = 7;
-
-function prlimit(newLimit: Buffer | null, old: Buffer): { ok: boolean; errno: number } {
-  const r = libcCall('prlimit', DataType.I32, [DataType.I32, DataType.I32, newLimit ? DataType.U8Array : DataType.I64, DataType.U8Array], [0, RLIMIT_NOFILE, newLimit ?? 0, old]);
-  return { ok: r.value === 0, errno: r.errno };
-}
+import { prlimitNofile } from '@vfsd/passthrough';
 
 export interface NofileLimit {
   soft: number;
@@ -17,9 +9,9 @@ export interface NofileLimit {
 }
 
 export function getNofileLimit(): NofileLimit {
-  const old = Buffer.alloc(16);
-  prlimit(null, old);
-  return { soft: Number(old.readBigUInt64LE(0)), hard: Number(old.readBigUInt64LE(8)) };
+  const r = prlimitNofile(0);
+  if (typeof r === 'number') throw new Error(`prlimit: errno ${-r}`);
+  return { soft: Number(r.soft), hard: Number(r.hard) };
 }
 
 function defaultTarget(): number {
@@ -40,12 +32,7 @@ export function raiseNofileLimit(wanted?: number): NofileLimit {
   const cur = getNofileLimit();
   const target = wanted ?? defaultTarget();
   if (target <= cur.soft) return cur;
-  const set = (soft: number, hard: number): boolean => {
-    const b = Buffer.alloc(16);
-    b.writeBigUInt64LE(BigInt(soft), 0);
-    b.writeBigUInt64LE(BigInt(hard), 8);
-    return prlimit(b, Buffer.alloc(16)).ok;
-  };
+  const set = (soft: number, hard: number): boolean => typeof prlimitNofile(0, { soft: BigInt(soft), hard: BigInt(hard) }) !== 'number';
   if (!set(target, Math.max(target, cur.hard))) set(Math.min(target, cur.hard), cur.hard);
   return getNofileLimit();
 }
