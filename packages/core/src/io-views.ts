@@ -38,12 +38,29 @@ export function bytesJoined(b: Bytes): Uint8Array {
   if (b instanceof Uint8Array) return b;
   if (b.length === 1) return b[0];
   const out = new Uint8Array(viewsLength(b));
+  gatherInto(out, b);
+  return out;
+}
+
+/** Copies `views`, in order, to the start of `to` (which must hold them all). */
+export function gatherInto(to: Uint8Array, views: readonly Uint8Array[]): void {
   let at = 0;
-  for (const v of b) {
-    out.set(v, at);
+  for (const v of views) {
+    to.set(v, at);
     at += v.byteLength;
   }
-  return out;
+}
+
+/** Copies `data` across `views` in order, as far as they reach; returns the bytes copied. */
+export function scatterInto(views: readonly Uint8Array[], data: Uint8Array): number {
+  let at = 0;
+  for (const v of views) {
+    if (at >= data.byteLength) break;
+    const n = Math.min(v.byteLength, data.byteLength - at);
+    v.set(data.subarray(at, at + n));
+    at += n;
+  }
+  return at;
 }
 
 /** Total bytes of `views`. */

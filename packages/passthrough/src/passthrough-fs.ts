@@ -43,7 +43,9 @@ import {
   bytesJoined,
   bytesLength,
   bytesViews,
+  gatherInto,
   joinInitFlags,
+  scatterInto,
   splitInitFlags,
   type AccessRequest,
   type CopyFileRangeRequest,
@@ -207,28 +209,6 @@ function noEntry(ino: bigint, type: number): FuseEntryOut {
 const O_DIRECT = 0o40000;
 const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT;
 
-/** Copies `views` in order to the start of `slab`. */
-function copyFrom(slab: SharedArrayBuffer, views: readonly Uint8Array[]): void {
-  const to = new Uint8Array(slab);
-  let at = 0;
-  for (const v of views) {
-    to.set(v, at);
-    at += v.byteLength;
-  }
-}
-
-/** Copies `data` into `views` in order; returns the bytes copied. */
-function copyInto(views: readonly Uint8Array[], data: Uint8Array): number {
-  let at = 0;
-  for (const v of views) {
-    if (at >= data.byteLength) break;
-    const n = Math.min(v.byteLength, data.byteLength - at);
-    v.set(data.subarray(at, at + n));
-    at += n;
-  }
-  return at;
-}
-
 /** Why file handles cannot serve `sharedDir` (see fileHandlesUnusable), or null: for a start-up check. */
 export function probeFileHandles(sharedDir: string): string | null {
   const fd = fs.openSync(sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -283,7 +263,6 @@ export class PassthroughFs implements FileSystem {
   private readonly cache: CacheMode;
   private readonly xattr: boolean;
   private readonly readonly: boolean;
-  private readonly announceSubmounts: boolean;
   /** File handles as in force: the mode, and why 'prefer' fell back to fds (for the log). */
   readonly fileHandles: { mode: FileHandleMode; fallback?: string };
   /** What the last INIT negotiated (each connection starts with one). */
@@ -330,8 +309,8 @@ export class PassthroughFs implements FileSystem {
     // As virtiofsd, a writeback cache is never offered on a read-only share (nothing to write back).
     if (options.writeback && !this.readonly) flags |= FUSE_WRITEBACK_CACHE;
     if (options.posixAcl) flags |= FUSE_POSIX_ACL;
-    this.announceSubmounts = options.announceSubmounts ?? false;
-    if (this.announceSubmounts) flags |= FUSE_SUBMOUNTS;
+    const announceSubmounts = options.announceSubmounts ?? false;
+    if (announceSubmounts) flags |= FUSE_SUBMOUNTS;
     if (options.killprivV2 ?? true) flags |= FUSE_HANDLE_KILLPRIV_V2;
     this.initFlags = flags;
     this.asRoot = CREDS_ENABLED;
@@ -346,7 +325,7 @@ export class PassthroughFs implements FileSystem {
     }
     // O_PATH fds close instantly: close them on the spot. Open files may flush (NFS): via the pool.
     this.inodes = new InodeTable(rootFd, fstatRecord(rootFd), closeQuietly, {
-      mountIds: this.announceSubmounts,
+      mountIds: announceSubmounts,
       fileHandles: this.fileHandles.mode,
       fdCache: options.inodeFdCache ?? defaultFdCache(),
     });
@@ -582,20 +561,20 @@ export class PassthroughFs implements FileSystem {
     const { offset, size } = req.arg;
     const offMain = size >= BIG_IO;
     return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
-      if (into && this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
+      if (into && this.runsInline(offMain)) {
         return { placed: await this.run(ctx, { kind: 'readInto', fd: h.file.fd, offset, size, into: into.buffers }, false, true) };
       }
       const slab = offMain && size <= SLAB_SIZE ? this.slabs.take() : undefined;
       if (slab) {
         const n = await this.withSlab(() => this.run(ctx, { kind: 'readSlab', fd: h.file.fd, offset, size, slab }, true));
         const data = new Uint8Array(slab, 0, n);
-        const out = into ? { placed: copyInto(into.buffers, data) } : Buffer.from(data);
+        const out = into ? { placed: scatterInto(into.buffers, data) } : Buffer.from(data);
         this.slabs.give(slab);
         return out;
       }
       const data = await this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain);
       // One copy, into the guest's buffers, rather than through a reply buffer.
-      return into ? { placed: copyInto(into.buffers, data) } : data;
+      return into ? { placed: scatterInto(into.buffers, data) } : data;
     });
   }
 
@@ -610,12 +589,12 @@ export class PassthroughFs implements FileSystem {
     const offMain = size >= BIG_IO;
     const killSuidgid = this.killsSuidgid(req.arg.write_flags, FUSE_WRITE_KILL_SUIDGID);
     return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
-      if (this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1)) {
+      if (this.runsInline(offMain)) {
         return this.run(ctx, { kind: 'writeFrom', fd: h.file.fd, offset, data: bytesViews(req.data), killSuidgid }, false, true);
       }
       const slab = offMain && size <= SLAB_SIZE ? this.slabs.take() : undefined;
       if (slab) {
-        copyFrom(slab, bytesViews(req.data));
+        gatherInto(new Uint8Array(slab), bytesViews(req.data));
         const n = await this.withSlab(() => this.run(ctx, { kind: 'writeSlab', fd: h.file.fd, offset, size, slab, killSuidgid }, true));
         this.slabs.give(slab);
         return n;
@@ -836,6 +815,11 @@ export class PassthroughFs implements FileSystem {
 
   private fileOpenFlags(): number {
     return this.cache === 'never' ? FOPEN_DIRECT_IO : this.cache === 'always' ? FOPEN_KEEP_CACHE : 0;
+  }
+
+  /** Whether a call that run() is about to submit would run inline (the depth run() will give it). */
+  private runsInline(offMain: boolean): boolean {
+    return this.pool.runsInlineAt(offMain ? Number.MAX_SAFE_INTEGER : this.active + 1);
   }
 
   /** Runs fn; if it fails, the slab is dropped rather than reused (its worker may still be using it). */

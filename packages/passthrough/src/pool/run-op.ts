@@ -162,19 +162,6 @@ function readdir(fd: number, offset: bigint, size: number, plus: boolean): Readd
   }
 }
 
-function readAll(fd: number, offset: bigint, size: number): Uint8Array {
-  const buf = Buffer.allocUnsafe(size);
-  let done = 0;
-  let pos = Number(offset);
-  while (done < size) {
-    const n = fs.readSync(fd, buf, done, size - done, pos);
-    if (n === 0) break;
-    done += n;
-    pos += n;
-  }
-  return buf.subarray(0, done);
-}
-
 /**
  * preadv or pwritev (`call`) of `size` bytes of `views` at `offset`, again after a short transfer,
  * until all are done or the file ends; returns the bytes moved.
@@ -201,17 +188,12 @@ function writeFrom(fd: number, offset: bigint, data: readonly Uint8Array[]): num
   return vectored(fs.writevSync, fd, offset, data, viewsLength(data));
 }
 
-function writeAll(fd: number, offset: bigint, data: Uint8Array): number {
-  let done = 0;
-  let pos = Number(offset);
-  while (done < data.length) {
-    const n = fs.writeSync(fd, data, done, data.length - done, pos);
-    if (n === 0) break;
-    done += n;
-    pos += n;
-  }
-  return done;
+/** A read into a buffer of its own (one the worker's reply may carry back). */
+function readAll(fd: number, offset: bigint, size: number): Uint8Array {
+  const buf = Buffer.allocUnsafe(size);
+  return buf.subarray(0, readInto(fd, offset, size, [buf]));
 }
+
 
 const ACL_DEFAULT = Buffer.from('system.posix_acl_default');
 const ENODATA = 61;
@@ -401,7 +383,7 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       return writeFrom(op.fd, op.offset, [new Uint8Array(op.slab, 0, op.size)]);
     case 'write':
       if (op.killSuidgid) killSuidgid(op.fd);
-      return writeAll(op.fd, op.offset, op.data);
+      return writeFrom(op.fd, op.offset, [op.data]);
     case 'writeFrom':
       if (op.killSuidgid) killSuidgid(op.fd);
       return writeFrom(op.fd, op.offset, op.data);
