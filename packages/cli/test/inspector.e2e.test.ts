@@ -107,7 +107,7 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   // The blocked request, in its waiting phase, standing out once it waited longer than 500 ms.
   const row = page.locator('[data-testid=request-row][data-op=SETLKW]');
   await row.waitFor();
-  expect(await row.getAttribute('data-phase')).toBe('awaitingPool');
+  expect(await row.getAttribute('data-phase')).toBe('awaitingFs');
   await page.locator('[data-testid=request-row][data-op=SETLKW][data-long=true]').waitFor();
   expect(await row.locator('td').nth(1).textContent()).toBe(SETLKW_UNIQUE.toString());
   // The worker blocked in it.
@@ -119,7 +119,7 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   // Its state chart, current state highlighted, with its recent events.
   await row.click();
   const detail = page.locator('[data-testid=detail]');
-  await detail.locator('.state.current[data-state=awaitingPool]').waitFor();
+  await detail.locator('.state.current[data-state=awaitingFs]').waitFor();
   await detail.locator('[data-testid=events] li', { hasText: 'decoded' }).first().waitFor();
   await page.waitForTimeout(400);
   await page.screenshot({ path: path.join(ARTIFACTS, 'inspector-live.png') });
@@ -154,7 +154,7 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   expect(lines[0].kind).toBe('header');
   const kinds = new Set(lines.flatMap((x) => (x.kind === 'event' ? [x.actorKind] : [])));
   expect([...kinds].sort()).toEqual(['device', 'queue', 'request', 'worker']);
-  const waitingAt = lines.findIndex((x) => x.kind === 'sample' && x.requests.some((r) => r.op === 'SETLKW' && r.phase === 'awaitingPool' && r.ageMs > 500));
+  const waitingAt = lines.findIndex((x) => x.kind === 'sample' && x.requests.some((r) => r.op === 'SETLKW' && r.phase === 'awaitingFs' && r.ageMs > 500));
   expect(waitingAt).toBeGreaterThan(0);
   const doneAt = lines.findIndex((x) => x.kind === 'event' && x.actorKind === 'request' && x.state === 'finished' && x.context?.unique === SETLKW_UNIQUE.toString());
   expect(doneAt).toBeGreaterThan(waitingAt);
@@ -172,11 +172,11 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   expect(await pos.textContent()).toBe(`${waitingAt + 1} / ${lines.length}`);
   const rrow = rp.locator('[data-testid=request-row][data-op=SETLKW]');
   await rrow.waitFor();
-  expect(await rrow.getAttribute('data-phase')).toBe('awaitingPool');
+  expect(await rrow.getAttribute('data-phase')).toBe('awaitingFs');
   await rp.locator(`[data-testid^=worker-][data-state=blockedInSyscall][data-unique="${SETLKW_UNIQUE}"]`).waitFor();
   await rp.locator('[data-testid=queue-1]').waitFor();
   await rrow.click();
-  await rp.locator('[data-testid=detail] .state.current[data-state=awaitingPool]').waitFor();
+  await rp.locator('[data-testid=detail] .state.current[data-state=awaitingFs]').waitFor();
   // One step back and one forward.
   await rp.locator('[data-testid=replay-back]').click();
   expect(await pos.textContent()).toBe(`${waitingAt} / ${lines.length}`);
@@ -188,7 +188,7 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   await slider.fill(String(doneAt));
   await rp.locator('[data-testid=request-row][data-op=SETLKW]').waitFor({ state: 'detached' });
   await slider.fill(String(waitingAt));
-  await rp.locator('[data-testid=request-row][data-op=SETLKW][data-phase=awaitingPool]').waitFor();
+  await rp.locator('[data-testid=request-row][data-op=SETLKW][data-phase=awaitingFs]').waitFor();
   // Stepping backwards event by event reaches the start.
   await rp.locator('[data-testid=replay-start]').click();
   expect(await pos.textContent()).toBe(`0 / ${lines.length}`);

@@ -67,11 +67,11 @@ describe('Sampler', () => {
     const { events } = sampler.drainEvents();
     expect(events.map((e) => [e.event, e.state])).toEqual([
       ['xstate.init', 'decoding'],
-      ['decoded', 'awaitingPool'],
+      ['decoded', 'awaitingFs'],
     ]);
     expect(events[1].context).toMatchObject({ unique: '9', opcode: 33, nodeid: '2', queue: 1 });
     expect(sampler.historyOf(r.sessionId)).toHaveLength(2);
-    r.send({ type: 'poolReplied' });
+    r.send({ type: 'fsAnswered' });
     r.send({ type: 'replyWritten', len: 16 });
     sampler.drainEvents();
     expect(sampler.historyOf(r.sessionId)).toEqual([]);
@@ -101,8 +101,8 @@ describe('charts', () => {
     const charts = allCharts();
     expect(charts.queue.transitions).toContainEqual({ from: 'stopping', to: 'stopped', event: 'requestsSettled', guard: 'noRequestsInFlight' });
     expect(charts.queue.transitions).toContainEqual({ from: 'waitingForKick', to: null, event: 'kicked' });
-    expect(charts.request.transitions).toContainEqual({ from: 'awaitingPool', to: null, event: 'interrupted' });
-    expect(charts.request.transitions).toContainEqual({ from: 'decoding', to: 'awaitingPool', event: 'decoded' });
+    expect(charts.request.transitions).toContainEqual({ from: 'awaitingFs', to: null, event: 'interrupted' });
+    expect(charts.request.transitions).toContainEqual({ from: 'decoding', to: 'awaitingFs', event: 'decoded' });
     expect(charts.worker.states.map((s) => s.id)).toContain('blockedInSyscall');
   });
 });
@@ -114,7 +114,7 @@ describe('TraceRecorder', () => {
     const r = createActor(requestLogic, { input: { queue: 1, head: 0 }, inspect: rec.observe }).start();
     r.send({ type: 'decoded', unique: 1n, opcode: 3, nodeid: 1n });
     rec.sample({ t: Date.now(), devices: [], queues: [], requests: [], requestsTotal: 0, workers: [], rate: 0, mode: 'full' });
-    r.send({ type: 'poolReplied' });
+    r.send({ type: 'fsAnswered' });
     r.send({ type: 'replyWritten', len: 16 });
     await rec.close();
     const lines = fs
@@ -122,7 +122,7 @@ describe('TraceRecorder', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as TraceLine);
-    expect(lines.map((l) => (l.kind === 'event' ? l.state : l.kind))).toEqual(['header', 'decoding', 'awaitingPool', 'sample', 'writingReply', 'finished']);
+    expect(lines.map((l) => (l.kind === 'event' ? l.state : l.kind))).toEqual(['header', 'decoding', 'awaitingFs', 'sample', 'writingReply', 'finished']);
     expect(lines[0]).toMatchObject({ kind: 'header', version: 1, longWaitMs: 700, opcodes: { 3: 'GETATTR' } });
     expect(rec.events).toBe(4);
   });

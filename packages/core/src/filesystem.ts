@@ -1,6 +1,6 @@
 // The boundary between the FUSE server (core) and a filesystem (the passthrough, or an in-memory one
 // in tests), as the Rust virtiofsd's FileSystem trait: one method per FUSE operation, taking the
-// decoded request (kernel field names) and resolving with the reply struct. A missing method is
+// decoded request (kernel field names) and answering with the reply struct, inline or as a promise. A missing method is
 // answered ENOSYS. Errors are FsError(errno); anything else thrown becomes EIO.
 import type {
   AccessRequest,
@@ -45,6 +45,7 @@ import type {
   WriteRequest,
   DestroyRequest,
 } from './fuse';
+import type { Awaitable } from './awaitable';
 
 /** Who asks, and a signal aborted by FUSE_INTERRUPT or when the front-end goes away. */
 export interface RequestContext {
@@ -95,48 +96,48 @@ export interface ReadTarget {
 }
 
 export interface FileSystem {
-  init?(ctx: RequestContext, req: InitRequest): Promise<InitReply>;
-  destroy?(ctx: RequestContext, req: DestroyRequest): Promise<void>;
-  lookup?(ctx: RequestContext, req: LookupRequest): Promise<FuseEntryOut>;
+  init?(ctx: RequestContext, req: InitRequest): Awaitable<InitReply>;
+  destroy?(ctx: RequestContext, req: DestroyRequest): Awaitable<void>;
+  lookup?(ctx: RequestContext, req: LookupRequest): Awaitable<FuseEntryOut>;
   forget?(req: ForgetRequest): void;
   batchForget?(req: BatchForgetRequest): void;
-  getattr?(ctx: RequestContext, req: GetattrRequest): Promise<FuseAttrOut>;
-  setattr?(ctx: RequestContext, req: SetattrRequest): Promise<FuseAttrOut>;
-  readlink?(ctx: RequestContext, req: ReadlinkRequest): Promise<Buffer>;
-  symlink?(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOut>;
-  mknod?(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOut>;
-  mkdir?(ctx: RequestContext, req: MkdirRequest): Promise<FuseEntryOut>;
-  unlink?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Promise<void>;
-  rmdir?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_RMDIR>): Promise<void>;
-  rename?(ctx: RequestContext, req: RenameRequest | Rename2Request): Promise<void>;
-  link?(ctx: RequestContext, req: LinkRequest): Promise<FuseEntryOut>;
-  open?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Promise<FuseOpenOut>;
-  create?(ctx: RequestContext, req: CreateRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }>;
-  tmpfile?(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }>;
-  read?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Promise<ReadReply>;
-  write?(ctx: RequestContext, req: WriteRequest): Promise<number>;
-  flush?(ctx: RequestContext, req: FlushRequest): Promise<void>;
-  release?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): Promise<void>;
-  fsync?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNC>): Promise<void>;
-  opendir?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Promise<FuseOpenOut>;
+  getattr?(ctx: RequestContext, req: GetattrRequest): Awaitable<FuseAttrOut>;
+  setattr?(ctx: RequestContext, req: SetattrRequest): Awaitable<FuseAttrOut>;
+  readlink?(ctx: RequestContext, req: ReadlinkRequest): Awaitable<Buffer>;
+  symlink?(ctx: RequestContext, req: SymlinkRequest): Awaitable<FuseEntryOut>;
+  mknod?(ctx: RequestContext, req: MknodRequest): Awaitable<FuseEntryOut>;
+  mkdir?(ctx: RequestContext, req: MkdirRequest): Awaitable<FuseEntryOut>;
+  unlink?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Awaitable<void>;
+  rmdir?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_RMDIR>): Awaitable<void>;
+  rename?(ctx: RequestContext, req: RenameRequest | Rename2Request): Awaitable<void>;
+  link?(ctx: RequestContext, req: LinkRequest): Awaitable<FuseEntryOut>;
+  open?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Awaitable<FuseOpenOut>;
+  create?(ctx: RequestContext, req: CreateRequest): Awaitable<{ entry: FuseEntryOut; open: FuseOpenOut }>;
+  tmpfile?(ctx: RequestContext, req: TmpfileRequest): Awaitable<{ entry: FuseEntryOut; open: FuseOpenOut }>;
+  read?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Awaitable<ReadReply>;
+  write?(ctx: RequestContext, req: WriteRequest): Awaitable<number>;
+  flush?(ctx: RequestContext, req: FlushRequest): Awaitable<void>;
+  release?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): Awaitable<void>;
+  fsync?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNC>): Awaitable<void>;
+  opendir?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Awaitable<FuseOpenOut>;
   /** Entries from req.arg.offset on; the server packs as many as fit req.arg.size. */
-  readdir?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Promise<DirEntry[]>;
-  releasedir?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): Promise<void>;
-  fsyncdir?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNCDIR>): Promise<void>;
-  statfs?(ctx: RequestContext, req: StatfsRequest): Promise<FuseKstatfs>;
-  access?(ctx: RequestContext, req: AccessRequest): Promise<void>;
-  setxattr?(ctx: RequestContext, req: SetxattrRequest): Promise<void>;
+  readdir?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Awaitable<DirEntry[]>;
+  releasedir?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): Awaitable<void>;
+  fsyncdir?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNCDIR>): Awaitable<void>;
+  statfs?(ctx: RequestContext, req: StatfsRequest): Awaitable<FuseKstatfs>;
+  access?(ctx: RequestContext, req: AccessRequest): Awaitable<void>;
+  setxattr?(ctx: RequestContext, req: SetxattrRequest): Awaitable<void>;
   /** Resolves with the value; the server answers the size-only form (arg.size 0) itself. */
-  getxattr?(ctx: RequestContext, req: GetxattrRequest): Promise<Buffer>;
-  listxattr?(ctx: RequestContext, req: ListxattrRequest): Promise<Buffer>;
-  removexattr?(ctx: RequestContext, req: RemovexattrRequest): Promise<void>;
-  getlk?(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_GETLK>): Promise<FuseFileLock>;
+  getxattr?(ctx: RequestContext, req: GetxattrRequest): Awaitable<Buffer>;
+  listxattr?(ctx: RequestContext, req: ListxattrRequest): Awaitable<Buffer>;
+  removexattr?(ctx: RequestContext, req: RemovexattrRequest): Awaitable<void>;
+  getlk?(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_GETLK>): Awaitable<FuseFileLock>;
   /** SETLK and SETLKW (`wait`): a waiting lock must give up with EINTR when ctx.signal aborts. */
-  setlk?(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_SETLK | FuseOpcode.FUSE_SETLKW>, wait: boolean): Promise<void>;
-  fallocate?(ctx: RequestContext, req: FallocateRequest): Promise<void>;
-  lseek?(ctx: RequestContext, req: LseekRequest): Promise<bigint>;
-  copyFileRange?(ctx: RequestContext, req: CopyFileRangeRequest): Promise<number>;
-  syncfs?(ctx: RequestContext, req: SyncfsRequest): Promise<void>;
+  setlk?(ctx: RequestContext, req: LkRequest<FuseOpcode.FUSE_SETLK | FuseOpcode.FUSE_SETLKW>, wait: boolean): Awaitable<void>;
+  fallocate?(ctx: RequestContext, req: FallocateRequest): Awaitable<void>;
+  lseek?(ctx: RequestContext, req: LseekRequest): Awaitable<bigint>;
+  copyFileRange?(ctx: RequestContext, req: CopyFileRangeRequest): Awaitable<number>;
+  syncfs?(ctx: RequestContext, req: SyncfsRequest): Awaitable<void>;
   /** The session ended (DESTROY or disconnect): release everything; blocked calls are cancelled. */
   shutdown?(): Promise<void>;
 }

@@ -193,5 +193,5 @@ test('inspection sees the device, queue and request actors when subscribed', asy
   unsubscribe();
   await stopRig(rig);
   expect(seen).toEqual(expect.objectContaining({}));
-  for (const s of ['state:running', 'state:waitingForKick', 'request:awaitingPool', 'request:writingReply', 'request:finished', 'state:stopped']) expect([...seen]).toContain(s);
+  for (const s of ['state:running', 'state:waitingForKick', 'request:awaitingFs', 'request:writingReply', 'request:finished', 'state:stopped']) expect([...seen]).toContain(s);
 });

@@ -93,6 +93,7 @@ import {
   type ReleaseRequest,
   type RequestContext,
 } from '@vfsd/core';
+import { always, recover, then, type Awaitable } from '@vfsd/core';
 import { timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
@@ -347,38 +348,40 @@ export class PassthroughFs implements FileSystem {
     return { flags, flags2 };
   }
 
-  async lookup(ctx: RequestContext, req: LookupRequest): Promise<FuseEntryOut> {
+  lookup(ctx: RequestContext, req: LookupRequest): Awaitable<FuseEntryOut> {
     checkLookupName(req.name);
     const parent = this.inodes.pin(req.header.nodeid);
     // '..' of the root is the root itself: never the host directory above it.
     const name = isDotDot(req.name) && parent.nodeid === FUSE_ROOT_ID ? Buffer.from('.') : req.name;
-    let found;
-    this.active++;
-    try {
-      // As the daemon (as virtiofsd's lookup): the guest kernel, which mounts virtiofs with
-      // default_permissions, checked search permission on the parent before sending LOOKUP.
-      found = await this.pool.submit({ kind: 'lookupAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx));
-    } catch (err) {
-      // Out of fds (the process's RLIMIT_NOFILE or the system's table): an inode the table already
-      // holds is still found by its stat, with no new fd; a new one fails with EMFILE/ENFILE, as
-      // virtiofsd's lookup does. Nothing is leaked and the daemon goes on serving: FORGETs free fds.
-      if (!(err instanceof FsError) || (err.errno !== EMFILE && err.errno !== ENFILE)) throw err;
-      const st = await this.pool
-        .submit({ kind: 'statAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx))
-        .catch(() => undefined);
-      const known = st && !this.closed ? this.inodes.addKnownLookup(st) : undefined;
-      if (!known) throw err;
-      return toEntryOut(known.nodeid, st!, this.entryTimeout, this.attrTimeout);
-    } finally {
-      this.active--;
-      parent.handle.unpin();
-    }
-    if (this.closed) {
-      closeQuietly(found.fd);
-      throw new FsError(EINVAL, 'shut down');
-    }
-    const entry = this.inodes.addLookup(found.fd, found.stat);
-    return this.entryOut(parent, entry, found.stat);
+    return always(
+      () =>
+        recover(
+          // As the daemon (as virtiofsd's lookup): the guest kernel, which mounts virtiofs with
+          // default_permissions, checked search permission on the parent before sending LOOKUP.
+          () => then(this.counted(ctx, { kind: 'lookupAt', dirFd: parent.handle.fd, name }), (found) => {
+            if (this.closed) {
+              closeQuietly(found.fd);
+              throw new FsError(EINVAL, 'shut down');
+            }
+            return this.entryOut(parent, this.inodes.addLookup(found.fd, found.stat), found.stat);
+          }),
+          (err) => this.lookupAtLimit(ctx, parent, name, err),
+        ),
+      () => parent.handle.unpin(),
+    );
+  }
+
+  /**
+   * Out of fds (the process's RLIMIT_NOFILE or the system's table): an inode the table already holds is
+   * still found by its stat, with no new fd; a new one fails with EMFILE/ENFILE, as virtiofsd's lookup
+   * does. Nothing is leaked and the daemon goes on serving: FORGETs free fds.
+   */
+  private async lookupAtLimit(ctx: RequestContext, parent: InodeEntry, name: Buffer, err: unknown): Promise<FuseEntryOut> {
+    if (!(err instanceof FsError) || (err.errno !== EMFILE && err.errno !== ENFILE)) throw err;
+    const st = await this.pool.submit({ kind: 'statAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx)).catch(() => undefined);
+    const known = st && !this.closed ? this.inodes.addKnownLookup(st) : undefined;
+    if (!known) throw err;
+    return toEntryOut(known.nodeid, st!, this.entryTimeout, this.attrTimeout);
   }
 
   forget(req: ForgetRequest): void {
@@ -389,16 +392,10 @@ export class PassthroughFs implements FileSystem {
     for (const f of req.forgets) this.forgetOne(f.nodeid, f.nlookup);
   }
 
-  async getattr(ctx: RequestContext, req: GetattrRequest): Promise<FuseAttrOut> {
-    const inode = this.inodes.pin(req.header.nodeid);
-    this.active++;
-    try {
-      const st = await this.pool.submit({ kind: 'fstat', fd: inode.handle.fd }, this.submitOptions(ctx));
-      return toAttrOut(st, this.attrTimeout);
-    } finally {
-      this.active--;
-      inode.handle.unpin();
-    }
+  getattr(ctx: RequestContext, req: GetattrRequest): Awaitable<FuseAttrOut> {
+    return this.withInode(req.header.nodeid, (inode) =>
+      then(this.counted(ctx, { kind: 'fstat', fd: inode.handle.fd }), (st) => toAttrOut(st, this.attrTimeout)),
+    );
   }
 
   async open(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Promise<FuseOpenOut> {
@@ -432,7 +429,7 @@ export class PassthroughFs implements FileSystem {
     }
   }
 
-  async release(_ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): Promise<void> {
+  release(_ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): void {
     const nodeid = req.header.nodeid;
     this.handles.remove(req.arg.fh, nodeid);
     if ((req.arg.release_flags & FUSE_RELEASE_FLOCK_UNLOCK) !== 0) this.locks.dropOwner(nodeid, 'flock', req.arg.lock_owner);
@@ -481,16 +478,17 @@ export class PassthroughFs implements FileSystem {
 
   // ---- directories ----
 
-  async opendir(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Promise<FuseOpenOut> {
-    return this.withInode(req.header.nodeid, async (inode) => {
-      const fd = await this.run(ctx, { kind: 'reopen', fd: inode.handle.fd, flags: O_RDONLY | O_DIRECTORY });
-      if (this.closed) {
-        closeQuietly(fd);
-        throw new FsError(EINVAL, 'shut down');
-      }
-      const open_flags = this.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0;
-      return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags };
-    });
+  opendir(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Awaitable<FuseOpenOut> {
+    return this.withInode(req.header.nodeid, (inode) =>
+      then(this.run(ctx, { kind: 'reopen', fd: inode.handle.fd, flags: O_RDONLY | O_DIRECTORY }), (fd) => {
+        if (this.closed) {
+          closeQuietly(fd);
+          throw new FsError(EINVAL, 'shut down');
+        }
+        const open_flags = this.cache === 'always' ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0;
+        return { fh: this.handles.add(inode.nodeid, fd).fh, open_flags };
+      }),
+    );
   }
 
   /**
@@ -498,9 +496,8 @@ export class PassthroughFs implements FileSystem {
    * packs them with the same record sizes): with READDIRPLUS only those are looked up, so each one the
    * kernel receives counts as exactly one lookup. '.' and '..' come with nodeid 0 (the kernel skips them).
    */
-  async readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Promise<DirEntry[]> {
-    return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
-      const raw = await this.run(ctx, { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus });
+  readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Awaitable<DirEntry[]> {
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => then(this.run(ctx, { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus }), (raw) => {
       if (this.closed) {
         for (const e of raw) if (e.fd !== undefined) closeQuietly(e.fd);
         throw new FsError(EINVAL, 'shut down');
@@ -518,10 +515,10 @@ export class PassthroughFs implements FileSystem {
         }
         return d;
       });
-    });
+    }));
   }
 
-  async releasedir(_ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): Promise<void> {
+  releasedir(_ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): void {
     this.handles.remove(req.arg.fh, req.header.nodeid);
   }
 
@@ -531,14 +528,14 @@ export class PassthroughFs implements FileSystem {
 
   // ---- file data ----
 
-  async create(ctx: RequestContext, req: CreateRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
+  create(ctx: RequestContext, req: CreateRequest): Awaitable<{ entry: FuseEntryOut; open: FuseOpenOut }> {
     checkName(req.name);
     this.checkWritable();
-    return this.withInode(req.header.nodeid, async (parent) => {
+    return this.withInode(req.header.nodeid, (parent) => {
       const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT));
       const killSuidgid = (flags & O_TRUNC) !== 0 && this.killsSuidgid(req.arg.open_flags, FUSE_OPEN_KILL_SUIDGID);
-      const made = await this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, ...this.newMode(req.arg), killSuidgid });
-      return this.addCreated(made);
+      const made = this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, ...this.newMode(req.arg), killSuidgid });
+      return then(made, (m) => this.addCreated(m));
     });
   }
 
@@ -555,26 +552,26 @@ export class PassthroughFs implements FileSystem {
    * Inline, straight into the guest's buffers when the server gives them (no copy); in a worker (which
    * cannot reach the main thread's views of guest memory), into a shared slab copied from here.
    */
-  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array>;
-  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into: ReadTarget | undefined): Promise<ReadReply>;
-  async read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Promise<ReadReply> {
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Awaitable<Uint8Array>;
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into: ReadTarget | undefined): Awaitable<ReadReply>;
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Awaitable<ReadReply> {
     const { offset, size } = req.arg;
     const offMain = size >= BIG_IO;
-    return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => {
       if (into && this.runsInline(offMain)) {
-        return { placed: await this.run(ctx, { kind: 'readInto', fd: h.file.fd, offset, size, into: into.buffers }, false, true) };
+        return then(this.run(ctx, { kind: 'readInto', fd: h.file.fd, offset, size, into: into.buffers }, false, true), (placed) => ({ placed }));
       }
       const slab = offMain && size <= SLAB_SIZE ? this.slabs.take() : undefined;
       if (slab) {
-        const n = await this.withSlab(() => this.run(ctx, { kind: 'readSlab', fd: h.file.fd, offset, size, slab }, true));
-        const data = new Uint8Array(slab, 0, n);
-        const out = into ? { placed: scatterInto(into.buffers, data) } : Buffer.from(data);
-        this.slabs.give(slab);
-        return out;
+        return then(this.withSlab(() => this.run(ctx, { kind: 'readSlab', fd: h.file.fd, offset, size, slab }, true)), (n) => {
+          const data = new Uint8Array(slab, 0, n);
+          const out = into ? { placed: scatterInto(into.buffers, data) } : Buffer.from(data);
+          this.slabs.give(slab);
+          return out;
+        });
       }
-      const data = await this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain);
       // One copy, into the guest's buffers, rather than through a reply buffer.
-      return into ? { placed: scatterInto(into.buffers, data) } : data;
+      return then(this.run(ctx, { kind: 'read', fd: h.file.fd, offset, size }, offMain), (data) => (into ? { placed: scatterInto(into.buffers, data) } : data));
     });
   }
 
@@ -582,22 +579,23 @@ export class PassthroughFs implements FileSystem {
    * Inline, straight from the guest's segments (pwritev, no copy); in a worker, from a shared slab the
    * data is copied into here (big writes), or from one buffer joined here.
    */
-  async write(ctx: RequestContext, req: WriteRequest): Promise<number> {
+  write(ctx: RequestContext, req: WriteRequest): Awaitable<number> {
     this.checkWritable();
     const { offset } = req.arg;
     const size = bytesLength(req.data);
     const offMain = size >= BIG_IO;
     const killSuidgid = this.killsSuidgid(req.arg.write_flags, FUSE_WRITE_KILL_SUIDGID);
-    return this.withHandle(req.arg.fh, req.header.nodeid, async (h) => {
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => {
       if (this.runsInline(offMain)) {
         return this.run(ctx, { kind: 'writeFrom', fd: h.file.fd, offset, data: bytesViews(req.data), killSuidgid }, false, true);
       }
       const slab = offMain && size <= SLAB_SIZE ? this.slabs.take() : undefined;
       if (slab) {
         gatherInto(new Uint8Array(slab), bytesViews(req.data));
-        const n = await this.withSlab(() => this.run(ctx, { kind: 'writeSlab', fd: h.file.fd, offset, size, slab, killSuidgid }, true));
-        this.slabs.give(slab);
-        return n;
+        return then(this.withSlab(() => this.run(ctx, { kind: 'writeSlab', fd: h.file.fd, offset, size, slab, killSuidgid }, true)), (n) => {
+          this.slabs.give(slab);
+          return n;
+        });
       }
       return this.run(ctx, { kind: 'write', fd: h.file.fd, offset, data: bytesJoined(req.data), killSuidgid }, offMain);
     });
@@ -682,10 +680,10 @@ export class PassthroughFs implements FileSystem {
     return Buffer.from(target.buffer, target.byteOffset, target.byteLength);
   }
 
-  async unlink(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Promise<void> {
+  unlink(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Awaitable<void> {
     checkName(req.name);
     this.checkWritable();
-    await this.withInode(req.header.nodeid, (dir) => this.run(ctx, { kind: 'unlinkAt', dirFd: dir.handle.fd, name: req.name, flags: 0 }));
+    return this.withInode(req.header.nodeid, (dir) => then(this.run(ctx, { kind: 'unlinkAt', dirFd: dir.handle.fd, name: req.name, flags: 0 }), noValue));
   }
 
   async rmdir(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_RMDIR>): Promise<void> {
@@ -823,52 +821,47 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** Runs fn; if it fails, the slab is dropped rather than reused (its worker may still be using it). */
-  private async withSlab<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
+  private withSlab<T>(fn: () => Awaitable<T>): Awaitable<T> {
+    return recover(fn, (err) => {
       this.slabs.drop();
       throw err;
-    }
+    });
   }
 
   /**
    * Runs one op for a request, counted in the depth that decides inline or worker; `offMain` sends it
    * to a worker whatever the depth (calls that may wait for the disk: fsync, big reads...).
    */
-  private async run<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false, inline = false): Promise<OpResult<K>> {
+  private run<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false, inline = false): Awaitable<OpResult<K>> {
     // The caller's ids, except for SYNCFS (the kernel sends it on behalf of whoever syncs: the daemon's
     // own open of the inode must not fail on the caller's permissions) and READDIR(PLUS) (the directory
     // was opened, and its read permission checked, under the caller's ids at OPENDIR; the entries'
     // lookups are the daemon's, as LOOKUP's, and a caller without search permission still gets names).
     if (op.kind !== 'syncfs' && op.kind !== 'readdir') op.cred = this.credOf(ctx);
+    return this.counted(ctx, op, offMain, inline);
+  }
+
+  /** Runs one op as the daemon, counted in the depth that decides inline or worker. */
+  private counted<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false, inline = false): Awaitable<OpResult<K>> {
+    const options = this.submitOptions(ctx);
+    if (offMain) options.depth = Number.MAX_SAFE_INTEGER;
+    options.inline = inline;
     this.active++;
-    try {
-      const options = this.submitOptions(ctx);
-      if (offMain) options.depth = Number.MAX_SAFE_INTEGER;
-      options.inline = inline;
-      return await this.pool.submit(op, options);
-    } finally {
-      this.active--;
-    }
+    return always(() => this.pool.call(op, options), this.uncount);
   }
 
-  private async withInode<T>(nodeid: bigint, fn: (inode: InodeEntry) => Promise<T>): Promise<T> {
+  private readonly uncount = (): void => {
+    this.active--;
+  };
+
+  private withInode<T>(nodeid: bigint, fn: (inode: InodeEntry) => Awaitable<T>): Awaitable<T> {
     const inode = this.inodes.pin(nodeid);
-    try {
-      return await fn(inode);
-    } finally {
-      inode.handle.unpin();
-    }
+    return always(() => fn(inode), () => inode.handle.unpin());
   }
 
-  private async withHandle<T>(fh: bigint, nodeid: bigint, fn: (h: HandleEntry) => Promise<T>): Promise<T> {
+  private withHandle<T>(fh: bigint, nodeid: bigint, fn: (h: HandleEntry) => Awaitable<T>): Awaitable<T> {
     const h = this.handles.pin(fh, nodeid);
-    try {
-      return await fn(h);
-    } finally {
-      h.file.unpin();
-    }
+    return always(() => fn(h), () => h.file.unpin());
   }
 
   private async fsyncHandle(ctx: RequestContext, req: FsyncRequest): Promise<void> {
@@ -941,4 +934,5 @@ export class PassthroughFs implements FileSystem {
   }
 }
 
-
+/** Drops an op's result (an answer of nothing). */
+function noValue(): void {}

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { EACCES, ENOENT, FUSE_ROOT_ID, FuseOpcode, FsError, type RequestContext } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { credState, kernelFsIds } from '../src/sys/creds';
-import { header, lookupReq, openReq, releaseReq, tempDir } from './helpers';
+import { header, lookupReq, openReq, releaseReq, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const O_RDONLY = 0;
 const O_RDWR = 2;
@@ -43,7 +43,7 @@ const modes: Array<[string, PassthroughOptions['threadPoolSize'], PassthroughOpt
 
 (asRoot ? describe.each(modes) : describe.skip.each(modes))('credentials (%s)', (_mode, threadPoolSize, pool) => {
   let dir: string;
-  let pfs: PassthroughFs;
+  let pfs: PromisedPassthrough;
 
   beforeEach(() => {
     dir = tempDir();
@@ -54,7 +54,7 @@ const modes: Array<[string, PassthroughOptions['threadPoolSize'], PassthroughOpt
     fs.chmodSync(path.join(dir, 'group'), 0o640);
     fs.mkdirSync(path.join(dir, 'rootdir'), { mode: 0o755 });
     fs.chmodSync(path.join(dir, 'rootdir'), 0o755);
-    pfs = new PassthroughFs({ sharedDir: dir, threadPoolSize, pool });
+    pfs = promised(new PassthroughFs({ sharedDir: dir, threadPoolSize, pool }));
   });
 
   afterEach(async () => {

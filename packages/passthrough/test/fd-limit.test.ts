@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { EMFILE, ENFILE, FUSE_ROOT_ID, FuseOpcode, FsError, type FuseEntryOut } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { prlimitNofile } from '../src/sys/libc';
-import { ctx, forgetReq, getattrReq, header, lookupReq, tempDir } from './helpers';
+import { ctx, forgetReq, getattrReq, header, lookupReq, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const FILES = 300;
 const HEADROOM = 100;
@@ -32,13 +32,13 @@ const modes: Array<[string, PassthroughOptions['threadPoolSize'], PassthroughOpt
 
 describe.each(modes)('open-file limit (%s)', (_mode, threadPoolSize, pool) => {
   let dir: string;
-  let pfs: PassthroughFs;
+  let pfs: PromisedPassthrough;
   let saved: { soft: bigint; hard: bigint };
 
   beforeEach(async () => {
     dir = tempDir();
     for (let i = 0; i < FILES; i++) fs.writeFileSync(path.join(dir, `f${i}`), '');
-    pfs = new PassthroughFs({ sharedDir: dir, threadPoolSize, pool });
+    pfs = promised(new PassthroughFs({ sharedDir: dir, threadPoolSize, pool }));
     await pfs.pool.ready();
     const r = prlimitNofile(0);
     if (typeof r === 'number') throw new Error(`prlimit: ${r}`);

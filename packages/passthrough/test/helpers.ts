@@ -18,7 +18,11 @@ import {
   type OpenRequest,
   type ReleaseRequest,
   type ForgetRequest,
+  type ReadReply,
+  type ReadRequest,
+  type ReadTarget,
 } from '@vfsd/core';
+import type { PassthroughFs } from '../src/passthrough-fs';
 
 let nextUnique = 1n;
 
@@ -100,4 +104,34 @@ export function sleep(ms: number): Promise<void> {
 /** Threads of this process (Node's own plus any workers alive). */
 export function threadCount(): number {
   return fs.readdirSync('/proc/self/task').length;
+}
+
+/** Each method's answer as a promise: the type of a filesystem whose inline answers tests await alike. */
+export type Promised<T> = {
+  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : T[K];
+};
+
+export type PromisedPassthrough = Omit<Promised<PassthroughFs>, 'read'> & {
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array>;
+  read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into: ReadTarget | undefined): Promise<ReadReply>;
+};
+
+/**
+ * The filesystem with every method answering a promise: an inline answer resolves, an inline throw
+ * rejects (the server treats both alike; tests can then use .then/.rejects on any call).
+ */
+export function promised(pfs: PassthroughFs): PromisedPassthrough {
+  return new Proxy(pfs, {
+    get(target, key, receiver) {
+      const v: unknown = Reflect.get(target, key, receiver);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        try {
+          return Promise.resolve((v as (...a: unknown[]) => unknown).apply(target, args));
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      };
+    },
+  }) as unknown as PromisedPassthrough;
 }

@@ -22,7 +22,7 @@ import {
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG } from '../src/sys/constants';
 import { setxattr } from '../src/sys/libc';
-import { ctx, initReq, lookupReq, releaseReq, rq, tempDir } from './helpers';
+import { ctx, initReq, lookupReq, releaseReq, rq, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const EBADF = 9;
 const IS_ROOT = process.geteuid?.() === 0;
@@ -35,14 +35,14 @@ describe.each([
   ['workers', 2],
 ])('INIT features (%s)', (_label, threadPoolSize) => {
   let dir: string;
-  let pfs: PassthroughFs | undefined;
+  let pfs: PromisedPassthrough | undefined;
 
   async function start(options: Partial<PassthroughOptions>, kernelFlags?: bigint): Promise<bigint> {
-    pfs = new PassthroughFs({ sharedDir: dir, threadPoolSize, pool: { inlineBelow: 0 }, ...options });
+    pfs = promised(new PassthroughFs({ sharedDir: dir, threadPoolSize, pool: { inlineBelow: 0 }, ...options }));
     const r = await pfs.init(ctx(), initReq(kernelFlags));
     return joinInitFlags({ flags: r.flags ?? 0, flags2: r.flags2 ?? 0 });
   }
-  const fsys = (): PassthroughFs => pfs!;
+  const fsys = (): PromisedPassthrough => pfs!;
   const lookup = (name: string, parent = FUSE_ROOT_ID): Promise<FuseEntryOut> => fsys().lookup(ctx(), lookupReq(name, parent));
   const open = async (nodeid: bigint, flags: number, openFlags = 0): Promise<bigint> =>
     (await fsys().open(ctx(), rq(FuseOpcode.FUSE_OPEN, nodeid, { arg: { flags, open_flags: openFlags } }))).fh;

@@ -18,7 +18,7 @@ import {
   sleep,
   tempDir,
   threadCount,
-} from './helpers';
+  promised, type PromisedPassthrough } from './helpers';
 
 const { FUSE_GETLK, FUSE_SETLK, FUSE_SETLKW } = FuseOpcode;
 const A = 0xa1n;
@@ -37,13 +37,13 @@ function track<T>(p: Promise<T>): { settled: () => boolean; promise: Promise<T> 
 
 describe.each([1, 0])('locks (threadPoolSize %i)', (threadPoolSize) => {
   let dir: string;
-  let pfs: PassthroughFs;
+  let pfs: PromisedPassthrough;
   let node: bigint;
 
   beforeEach(async () => {
     dir = tempDir();
     fs.writeFileSync(path.join(dir, 'f'), 'data');
-    pfs = new PassthroughFs({ sharedDir: dir, threadPoolSize });
+    pfs = promised(new PassthroughFs({ sharedDir: dir, threadPoolSize }));
     // Cheap calls run inline at low depth, so nothing else would wait for the regular worker to start.
     await pfs.pool.ready();
     node = (await pfs.lookup(ctx(), lookupReq('f'))).nodeid;

@@ -45,7 +45,7 @@ import {
 } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { lseek as hostLseek } from '../src/sys/libc';
-import { ctx, initReq, lookupReq, openReq, releaseReq, rq, tempDir } from './helpers';
+import { ctx, initReq, lookupReq, openReq, releaseReq, rq, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -92,10 +92,10 @@ describe.each<[string, number, Partial<PassthroughOptions>]>([
 ])('PassthroughFs operations (%s)', (_label, threadPoolSize, modeOptions) => {
   let dir: string;
   let outside: string;
-  let pfs: PassthroughFs;
+  let pfs: PromisedPassthrough;
 
-  function make(options: Partial<PassthroughOptions> = {}): PassthroughFs {
-    return new PassthroughFs({ sharedDir: dir, threadPoolSize, pool: { inlineBelow: 0 }, ...modeOptions, ...options });
+  function make(options: Partial<PassthroughOptions> = {}): PromisedPassthrough {
+    return promised(new PassthroughFs({ sharedDir: dir, threadPoolSize, pool: { inlineBelow: 0 }, ...modeOptions, ...options }));
   }
 
   beforeEach(() => {

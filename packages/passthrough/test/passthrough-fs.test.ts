@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EBADF, EINVAL, ENOENT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FsError, joinInitFlags } from '@vfsd/core';
 import { PassthroughFs } from '../src';
-import { ctx, flushReq, initReq, forgetReq, getattrReq, lookupReq, openReq, releaseReq, sleep, tempDir } from './helpers';
+import { ctx, flushReq, initReq, forgetReq, getattrReq, lookupReq, openReq, releaseReq, sleep, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const S_IFMT = 0o170000;
 
@@ -18,7 +18,7 @@ const S_IFLNK = 0o120000;
 
 describe.each([0, 1])('PassthroughFs basics (threadPoolSize %i)', (threadPoolSize) => {
   let dir: string;
-  let pfs: PassthroughFs;
+  let pfs: PromisedPassthrough;
 
   beforeEach(() => {
     dir = tempDir();
@@ -26,7 +26,7 @@ describe.each([0, 1])('PassthroughFs basics (threadPoolSize %i)', (threadPoolSiz
     fs.mkdirSync(path.join(dir, 'sub'));
     fs.writeFileSync(path.join(dir, 'sub', 'b.txt'), 'bb');
     fs.symlinkSync('/etc/passwd', path.join(dir, 'link'));
-    pfs = new PassthroughFs({ sharedDir: dir, threadPoolSize });
+    pfs = promised(new PassthroughFs({ sharedDir: dir, threadPoolSize }));
   });
 
   afterEach(async () => {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FUSE_ROOT_ID } from '@vfsd/core';
 import { PassthroughFs } from '../src';
-import { ctx, forgetReq, getattrReq, lookupReq, openReq, tempDir } from './helpers';
+import { ctx, forgetReq, getattrReq, lookupReq, openReq, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const INODES = 100_000;
 const FD_CACHE = 5_000;
@@ -22,7 +22,7 @@ test(`${INODES.toLocaleString('en')} known inodes with file handles: fds stay wi
   for (let i = 0; i < INODES; i++) fs.closeSync(fs.openSync(path.join(dir, `f${i}`), 'w'));
   const before = openFds();
   // 'mandatory': the test fails rather than fall back to fds if handles are unusable here.
-  const pfs = new PassthroughFs({ sharedDir: dir, inodeFileHandles: 'mandatory', inodeFdCache: FD_CACHE });
+  const pfs = promised(new PassthroughFs({ sharedDir: dir, inodeFileHandles: 'mandatory', inodeFdCache: FD_CACHE }));
   try {
     expect(pfs.fileHandles).toEqual({ mode: 'mandatory' });
     const base = openFds();
@@ -61,11 +61,11 @@ test(`${INODES.toLocaleString('en')} known inodes with file handles: fds stay wi
 
 describe('file handles with a small fd cache', () => {
   let dir: string;
-  let pfs: PassthroughFs;
+  let pfs: PromisedPassthrough;
   beforeEach(() => {
     dir = tempDir();
     for (let i = 0; i < 64; i++) fs.writeFileSync(path.join(dir, `f${i}`), `data ${i}`);
-    pfs = new PassthroughFs({ sharedDir: dir, inodeFileHandles: 'mandatory', inodeFdCache: 16 });
+    pfs = promised(new PassthroughFs({ sharedDir: dir, inodeFileHandles: 'mandatory', inodeFdCache: 16 }));
   });
   afterEach(async () => {
     await pfs.shutdown();

@@ -2,13 +2,12 @@
 // (memory table) -> running (rings started) -> stopping (front-end gone) -> stopped. Each started
 // ring is a child virtqueue actor.
 import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
-import type { QueueRuntime } from '../virtio-fs/queue-runtime';
-import { virtqueueMachine } from './virtqueue.machine';
+import { virtqueueMachine, type RingControl } from './virtqueue.machine';
 
 export type DeviceEvent =
   | { type: 'featuresNegotiated'; features: bigint }
   | { type: 'memoryMapped'; regions: number }
-  | { type: 'queueStarted'; runtime: QueueRuntime }
+  | { type: 'queueStarted'; runtime: RingControl }
   | { type: 'disconnected' }
   | { type: 'queuesSettled' };
 

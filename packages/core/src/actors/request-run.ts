@@ -1,16 +1,49 @@
-// A request actor: an xstate actor of requestLogic while someone inspects (so inspection sees every
-// request), else the same reducer over a plain record. Measured in the daemon: an xstate actor per
-// request cost about 8 µs of CPU and most of the garbage; the record costs well under 1 µs.
+// A request actor: one descriptor chain's FUSE request, from decode to the used ring. It owns its
+// steps (decode, hand to the FUSE server, reply, give the chain back) and records each phase by the
+// table of request.logic.ts. While someone inspects it also runs as an xstate actor of that logic,
+// so inspection sees every request; otherwise the record is all there is (measured in the daemon:
+// an xstate actor per request cost about 8 µs of CPU and most of the garbage, the record well under 1).
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
-import { RequestEvent, RequestInput, RequestState, initialRequestState, reduceRequest, requestLogic } from './request.logic';
+import type { DescriptorChain, Logger } from '@vfsd/vhost';
+import { FuseDecodeError } from '../fuse/decode-error';
+import { EIO } from '../fuse/errno';
+import { FuseOpcode } from '../fuse/opcodes';
+import { decodeRequestSegments, type DecodedRequest } from '../fuse/request';
+import type { FuseServer } from '../server/fuse-server';
+import { ReplyWriter } from '../server/reply-writer';
+import { RequestHandle } from '../virtio-fs/request-context';
+import { RequestEvent, RequestState, applyRequestEvent, initialRequestState, requestLogic } from './request.logic';
+
+/** What a request needs from the queue that popped it. */
+export interface RequestQueue {
+  readonly index: number;
+  readonly server: FuseServer;
+  readonly log: Logger;
+  /** Reused for every small reply of this queue (a reply is written without yielding). */
+  readonly scratch: Uint8Array;
+  /** Set while someone inspects: each request then runs as an xstate actor too. */
+  readonly inspect: ((e: InspectionEvent) => void) | undefined;
+  /** FUSE_INTERRUPT for the request with this unique. */
+  interrupt(unique: bigint): void;
+  /** The request waits for its filesystem: interrupts and ring stops can reach it until it finishes. */
+  waiting(run: RequestRun): void;
+  /** The request is done: its chain goes back to the driver with `len` bytes written (errno: 0, or answered). */
+  finished(run: RequestRun, len: number, errno: number): void;
+}
 
 export class RequestRun {
-  private state: RequestState | null;
+  private readonly state: RequestState | null;
   private readonly actor: Actor<typeof requestLogic> | null;
+  /** The request's identity and cancellation, once decoded. */
+  handle: RequestHandle | null = null;
 
-  constructor(input: RequestInput, inspect: ((e: InspectionEvent) => void) | undefined) {
-    if (inspect) {
-      this.actor = createActor(requestLogic, { input, inspect });
+  constructor(
+    private readonly queue: RequestQueue,
+    readonly chain: DescriptorChain,
+  ) {
+    const input = { queue: queue.index, head: chain.head };
+    if (queue.inspect) {
+      this.actor = createActor(requestLogic, { input, inspect: queue.inspect });
       this.actor.start();
       this.state = null;
     } else {
@@ -19,9 +52,51 @@ export class RequestRun {
     }
   }
 
-  send(event: RequestEvent): void {
-    if (this.actor) this.actor.send(event);
-    else this.state = reduceRequest(this.state!, event);
+  /** Decodes the chain's request and serves it; the reply is written now, or when the filesystem answers. */
+  run(): void {
+    const q = this.queue;
+    const chain = this.chain;
+    const out = new ReplyWriter(chain.writable, chain.writableLength, q.scratch);
+    let req: DecodedRequest;
+    try {
+      req = decodeRequestSegments(chain.readable, q.server.options);
+    } catch (e) {
+      if (!(e instanceof FuseDecodeError)) throw e;
+      q.log.error(`queue ${q.index} head ${chain.head}: ${e.message}`);
+      if (e.noReply) return this.done(out);
+      this.send({ type: 'decodeFailed', errno: e.errno });
+      out.error(e.unique ?? 0n, e.errno);
+      return this.done(out);
+    }
+    if (req.opcode === FuseOpcode.FUSE_INTERRUPT) {
+      q.interrupt(req.arg.unique);
+      return this.done(out);
+    }
+    const handle = new RequestHandle(req.header, req.opcode === FuseOpcode.FUSE_SETLKW);
+    this.handle = handle;
+    this.send({ type: 'decoded', unique: handle.unique, opcode: req.opcode, nodeid: req.header.nodeid });
+    let served;
+    try {
+      served = q.server.serve(handle, req, out);
+    } catch (e) {
+      this.failed(e, req, out);
+      return this.done(out);
+    }
+    if (served === undefined) return this.done(out);
+    q.waiting(this);
+    served.then(
+      () => this.done(out),
+      (e: unknown) => {
+        this.failed(e, req, out);
+        this.done(out);
+      },
+    );
+  }
+
+  /** FUSE_INTERRUPT reached it while it waits: the filesystem's call gives up with EINTR. */
+  interrupt(): void {
+    this.send({ type: 'interrupted' });
+    this.handle?.abort('interrupted');
   }
 
   get snapshot(): RequestState {
@@ -33,7 +108,27 @@ export class RequestRun {
     return this.actor;
   }
 
-  stop(): void {
+  /** A bug in the server or the filesystem (not a FsError): logged, answered EIO. */
+  private failed(e: unknown, req: DecodedRequest, out: ReplyWriter): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.queue.log.error(`queue ${this.queue.index} unique ${req.header.unique}: ${FuseOpcode[req.opcode]} failed: ${err.stack ?? err.message}`);
+    this.send({ type: 'fsFailed', errno: EIO });
+    if (!req.noReply) out.error(req.header.unique, EIO);
+  }
+
+  private done(out: ReplyWriter): void {
+    if (out.length > 0) {
+      this.send({ type: 'fsAnswered' });
+      this.send({ type: 'replyWritten', len: out.length });
+    } else {
+      this.send({ type: 'noReplyNeeded' });
+    }
     this.actor?.stop();
+    this.queue.finished(this, out.length, out.errno);
+  }
+
+  private send(event: RequestEvent): void {
+    if (this.actor) this.actor.send(event);
+    else applyRequestEvent(this.state!, event);
   }
 }

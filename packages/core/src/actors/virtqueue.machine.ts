@@ -1,14 +1,28 @@
 // One virtqueue: waits for kicks and pops every available chain into a request actor; when the
 // ring is stopped (GET_VRING_BASE) or the front-end leaves, it stops popping, settles what is in
 // flight, and reports stopped. The ring work itself is the QueueRuntime's (the data path).
-// While nobody inspects, a kick runs `drainRing` directly when the queue is in waitingForKick
-// (QueueRuntime.acceptingKicks): at one kick per request at low depth, an xstate event per kick
-// cost about 8 µs of CPU per request in the daemon (measured, see docs/design.md).
+// While nobody inspects, a kick runs the ring's drain directly when this machine is in
+// waitingForKick (the runtime reads the state from the snapshot): at one kick per request at low
+// depth, an xstate event per kick cost about 8 µs of CPU per request in the daemon (docs/design.md).
 import { setup } from 'xstate';
-import type { QueueRuntime, StopMode } from '../virtio-fs/queue-runtime';
+
+/** `drain`: the ring stops (GET_VRING_BASE): requests finish, waits are cancelled. `cancelAll`: the front-end is gone. */
+export type StopMode = 'drain' | 'cancelAll';
+
+/** The ring work this machine drives (the queue's data path implements it). */
+export interface RingControl {
+  readonly index: number;
+  /** Chains popped and not yet given back. */
+  readonly inFlight: number;
+  /** Pops and serves every available chain. */
+  drain(): void;
+  /** Stops popping; cancels the requests that may wait forever (all of them for cancelAll). */
+  beginStop(mode: StopMode): void;
+  stopped(): void;
+}
 
 export interface VirtqueueInput {
-  runtime: QueueRuntime;
+  runtime: RingControl;
 }
 
 export type VirtqueueEvent =
@@ -18,14 +32,12 @@ export type VirtqueueEvent =
 
 export const virtqueueMachine = setup({
   types: {
-    context: {} as { runtime: QueueRuntime; index: number },
+    context: {} as { runtime: RingControl; index: number },
     events: {} as VirtqueueEvent,
     input: {} as VirtqueueInput,
   },
   actions: {
     drainRing: ({ context }) => context.runtime.drain(),
-    openRing: ({ context }) => context.runtime.setAcceptingKicks(true),
-    closeRing: ({ context }) => context.runtime.setAcceptingKicks(false),
     cancelRequests: ({ context, event }) => {
       if (event.type === 'stopRequested') context.runtime.beginStop(event.mode);
     },
@@ -40,8 +52,6 @@ export const virtqueueMachine = setup({
   initial: 'waitingForKick',
   states: {
     waitingForKick: {
-      entry: 'openRing',
-      exit: 'closeRing',
       on: {
         kicked: { actions: 'drainRing' },
         stopRequested: { target: 'stopping', actions: 'cancelRequests' },

@@ -1,29 +1,18 @@
 // The FUSE session of one connection: INIT negotiation, then each decoded request dispatched to the
-// FileSystem and its result turned into a reply encoder. No rings here: the request actor writes
-// the reply into the chain.
+// FileSystem and its result written through the request's ReplyWriter. No rings here. A filesystem
+// that answers inline gets its reply written in the same call (no promise); one that answers later,
+// when it settles. Imports name the codec's modules: the index's re-export getters cost per call.
+import { EIO, ENOSYS, EPROTO, ERANGE } from '../fuse/errno';
+import { FUSE_ASYNC_READ, FUSE_BIG_WRITES, FUSE_INIT_EXT, FUSE_MAX_PAGES, joinInitFlags, splitInitFlags } from '../fuse/flags';
+import { FUSE_KERNEL_MINOR_VERSION, FUSE_KERNEL_VERSION, FuseOpcode } from '../fuse/opcodes';
+import type { DecodedRequest, DecodeOptions, InitRequest } from '../fuse/request';
 import {
-  DecodedRequest,
-  DecodeOptions,
-  EIO,
-  ENOSYS,
-  ERANGE,
-  EPROTO,
-  FUSE_ASYNC_READ,
-  FUSE_BIG_WRITES,
-  FUSE_INIT_EXT,
-  FUSE_KERNEL_MINOR_VERSION,
-  FUSE_KERNEL_VERSION,
-  FUSE_MAX_PAGES,
-  FuseOpcode,
-  InitRequest,
   OUT_HEADER_SIZE,
   encodeAttrReply,
   encodeCreateReply,
   encodeDataReply,
-  encodeHeaderOfPlacedReply,
   encodeEmptyReply,
   encodeEntryReply,
-  encodeErrorReply,
   encodeInitReply,
   encodeLkReply,
   encodeLseekReply,
@@ -31,54 +20,64 @@ import {
   encodeStatfsReply,
   encodeWriteReply,
   encodeXattrSizeReply,
+} from '../fuse/reply';
+import {
   fuse_attr_out,
   fuse_entry_out,
   fuse_init_out,
   fuse_lk_out,
   fuse_open_out,
   fuse_statfs_out,
-  joinInitFlags,
-  packDirents,
-  packDirentplus,
-  splitInitFlags,
-} from '../fuse';
-import { DirEntry, FileSystem, FsError, RequestContext, type ReadTarget } from '../filesystem';
-import { sliceViews, viewsLength } from '../io-views';
-
-/** A reply ready to be written: its size and an encoder into (bytes, offset). */
-export interface Reply {
-  readonly size: number;
-  /** Set on error replies: the errno answered. */
-  readonly errno?: number;
-  /**
-   * The body is already in the chain's writable buffers (after the header): write() encodes the header
-   * only, and returns `size`.
-   */
-  readonly bodyInPlace?: boolean;
-  write(bytes: Uint8Array, offset: number): number;
-}
+  type FuseAttrOut,
+  type FuseEntryOut,
+  type FuseOpenOut,
+} from '../fuse/structs';
+import { packDirents, packDirentplus } from '../fuse/dirent';
+import { then } from '../awaitable';
+import { FsError, type DirEntry, type FileSystem, type ReadTarget, type RequestContext } from '../filesystem';
+import type { ReplyWriter } from './reply-writer';
 
 const ALWAYS_OFFERED = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_INIT_EXT;
 /** 1 MiB writes, as virtiofsd: the Linux driver sizes its buffers from max_pages. */
 const MAX_WRITE = 1 << 20;
 const MAX_PAGES = 256;
 
-export function errorReply(unique: bigint, errno: number): Reply {
-  return { size: OUT_HEADER_SIZE, errno, write: (b, o) => encodeErrorReply(b, o, unique, errno) };
+/** Null when answered synchronously, else the promise of the reply being written. */
+type Served = void | Promise<void>;
+
+/** Room for a reply of `size` bytes, or EIO: the driver sized the buffer for its request, never truncate. */
+function room(out: ReplyWriter, unique: bigint, size: number): boolean {
+  if (out.begin(size)) return true;
+  out.error(unique, EIO);
+  return false;
 }
 
-function emptyReply(unique: bigint): Reply {
-  return { size: OUT_HEADER_SIZE, write: (b, o) => encodeEmptyReply(b, o, unique) };
+function writeEmpty(out: ReplyWriter, u: bigint): void {
+  if (room(out, u, OUT_HEADER_SIZE)) out.commit(encodeEmptyReply(out.bytes, out.offset, u));
 }
 
-/** The reply buffers after the header, if they hold `size` bytes. */
-function readTarget(buffers: readonly Uint8Array[], size: number): ReadTarget | undefined {
-  if (viewsLength(buffers) < OUT_HEADER_SIZE + size) return undefined;
-  return { buffers: sliceViews(buffers, OUT_HEADER_SIZE, size) };
+function writeData(out: ReplyWriter, u: bigint, data: Uint8Array): void {
+  if (room(out, u, OUT_HEADER_SIZE + data.byteLength)) out.commit(encodeDataReply(out.bytes, out.offset, u, data));
 }
 
-function dataReply(unique: bigint, data: Uint8Array): Reply {
-  return { size: OUT_HEADER_SIZE + data.byteLength, write: (b, o) => encodeDataReply(b, o, unique, data) };
+function writeEntry(out: ReplyWriter, u: bigint, e: FuseEntryOut, minor: number): void {
+  if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size)) out.commit(encodeEntryReply(out.bytes, out.offset, u, e, minor));
+}
+
+function writeAttr(out: ReplyWriter, u: bigint, a: FuseAttrOut, minor: number): void {
+  if (room(out, u, OUT_HEADER_SIZE + fuse_attr_out.size)) out.commit(encodeAttrReply(out.bytes, out.offset, u, a, minor));
+}
+
+function writeOpen(out: ReplyWriter, u: bigint, r: FuseOpenOut): void {
+  if (room(out, u, OUT_HEADER_SIZE + fuse_open_out.size)) out.commit(encodeOpenReply(out.bytes, out.offset, u, r));
+}
+
+function writeCreated(out: ReplyWriter, u: bigint, r: { entry: FuseEntryOut; open: FuseOpenOut }): void {
+  if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size)) out.commit(encodeCreateReply(out.bytes, out.offset, u, r.entry, r.open));
+}
+
+function writeCount(out: ReplyWriter, u: bigint, n: number): void {
+  if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeWriteReply(out.bytes, out.offset, u, n));
 }
 
 export class FuseServer {
@@ -92,205 +91,196 @@ export class FuseServer {
     return this.decodeOptions;
   }
 
-  /** Runs one request. Resolves with its reply, or null for requests the kernel expects none for. */
   /**
-   * `replyBuffers`: the chain's writable segments (views of guest memory), so that a READ's data can be
-   * read into them in place; the reply then carries only its header (Reply.bodyInPlace).
+   * Runs one request and writes its reply into `out` (nothing for requests the kernel expects no reply
+   * to). Returns nothing when the filesystem answered inline, else a promise that settles once the reply
+   * is written. A FsError becomes its errno; anything else is a bug, thrown (or rejected) for the caller
+   * to log and answer EIO.
    */
-  async dispatch(ctx: RequestContext, req: DecodedRequest, replyBuffers?: readonly Uint8Array[]): Promise<Reply | null> {
+  serve(ctx: RequestContext, req: DecodedRequest, out: ReplyWriter): Served {
     const unique = req.header.unique;
+    if (!this.initialized && req.opcode !== FuseOpcode.FUSE_INIT && !req.noReply) return out.error(unique, EIO);
+    let served: Served;
     try {
-      if (!this.initialized && req.opcode !== FuseOpcode.FUSE_INIT && !req.noReply) return errorReply(unique, EIO);
-      return await this.call(ctx, req, replyBuffers);
+      served = this.call(ctx, req, out);
     } catch (e) {
-      if (req.noReply) return null;
-      if (e instanceof FsError) return errorReply(unique, e.errno);
-      throw e; // a bug: the caller logs it and answers EIO
+      return this.failed(e, req, out);
     }
+    if (served === undefined) return;
+    return served.catch((e: unknown) => this.failed(e, req, out));
   }
 
-  private async call(ctx: RequestContext, req: DecodedRequest, replyBuffers?: readonly Uint8Array[]): Promise<Reply | null> {
+  private failed(e: unknown, req: DecodedRequest, out: ReplyWriter): void {
+    if (req.noReply) return;
+    if (e instanceof FsError) return out.error(req.header.unique, e.errno);
+    throw e;
+  }
+
+  private call(ctx: RequestContext, req: DecodedRequest, out: ReplyWriter): Served {
     const fs = this.fs;
     const u = req.header.unique;
-    const missing = (): Reply => errorReply(u, ENOSYS);
     const minor = this.decodeOptions.minor;
+    const done = (): void => writeEmpty(out, u);
+    const entry = (e: FuseEntryOut): void => writeEntry(out, u, e, minor);
+    const missing = (): void => out.error(u, ENOSYS);
     switch (req.opcode) {
       case FuseOpcode.FUSE_INIT:
-        return this.init(ctx, req);
+        return this.init(ctx, req, out);
       case FuseOpcode.FUSE_DESTROY:
-        if (fs.destroy) await fs.destroy(ctx, req);
-        this.initialized = false;
-        return emptyReply(u);
+        return then(fs.destroy ? fs.destroy(ctx, req) : undefined, () => {
+          this.initialized = false;
+          done();
+        });
       case FuseOpcode.FUSE_FORGET:
         fs.forget?.(req);
-        return null;
+        return;
       case FuseOpcode.FUSE_BATCH_FORGET:
         fs.batchForget?.(req);
-        return null;
+        return;
       case FuseOpcode.FUSE_INTERRUPT:
       case FuseOpcode.FUSE_NOTIFY_REPLY:
-        return null; // handled by the queue (interrupt) or unused
-      case FuseOpcode.FUSE_LOOKUP: {
-        if (!fs.lookup) return missing();
-        const e = await fs.lookup(ctx, req);
-        return { size: OUT_HEADER_SIZE + fuse_entry_out.size, write: (b, o) => encodeEntryReply(b, o, u, e, minor) };
-      }
+        return; // handled by the queue (interrupt) or unused
+      case FuseOpcode.FUSE_LOOKUP:
+        return fs.lookup ? then(fs.lookup(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_MKNOD:
+        return fs.mknod ? then(fs.mknod(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_MKDIR:
+        return fs.mkdir ? then(fs.mkdir(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_SYMLINK:
-      case FuseOpcode.FUSE_LINK: {
-        const op =
-          req.opcode === FuseOpcode.FUSE_MKNOD
-            ? fs.mknod && (() => fs.mknod!(ctx, req))
-            : req.opcode === FuseOpcode.FUSE_MKDIR
-              ? fs.mkdir && (() => fs.mkdir!(ctx, req))
-              : req.opcode === FuseOpcode.FUSE_SYMLINK
-                ? fs.symlink && (() => fs.symlink!(ctx, req))
-                : fs.link && (() => fs.link!(ctx, req));
-        if (!op) return missing();
-        const e = await op();
-        return { size: OUT_HEADER_SIZE + fuse_entry_out.size, write: (b, o) => encodeEntryReply(b, o, u, e, minor) };
-      }
+        return fs.symlink ? then(fs.symlink(ctx, req), entry) : missing();
+      case FuseOpcode.FUSE_LINK:
+        return fs.link ? then(fs.link(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_GETATTR:
-      case FuseOpcode.FUSE_SETATTR: {
-        const a = req.opcode === FuseOpcode.FUSE_GETATTR ? await fs.getattr?.(ctx, req) : await fs.setattr?.(ctx, req);
-        if (!a) return missing();
-        return { size: OUT_HEADER_SIZE + fuse_attr_out.size, write: (b, o) => encodeAttrReply(b, o, u, a, minor) };
-      }
+        return fs.getattr ? then(fs.getattr(ctx, req), (a) => writeAttr(out, u, a, minor)) : missing();
+      case FuseOpcode.FUSE_SETATTR:
+        return fs.setattr ? then(fs.setattr(ctx, req), (a) => writeAttr(out, u, a, minor)) : missing();
       case FuseOpcode.FUSE_READLINK:
-        return fs.readlink ? dataReply(u, await fs.readlink(ctx, req)) : missing();
+        return fs.readlink ? then(fs.readlink(ctx, req), (d) => writeData(out, u, d)) : missing();
       case FuseOpcode.FUSE_UNLINK:
-        return fs.unlink ? (await fs.unlink(ctx, req), emptyReply(u)) : missing();
+        return fs.unlink ? then(fs.unlink(ctx, req), done) : missing();
       case FuseOpcode.FUSE_RMDIR:
-        return fs.rmdir ? (await fs.rmdir(ctx, req), emptyReply(u)) : missing();
+        return fs.rmdir ? then(fs.rmdir(ctx, req), done) : missing();
       case FuseOpcode.FUSE_RENAME:
       case FuseOpcode.FUSE_RENAME2:
-        return fs.rename ? (await fs.rename(ctx, req), emptyReply(u)) : missing();
+        return fs.rename ? then(fs.rename(ctx, req), done) : missing();
       case FuseOpcode.FUSE_OPEN:
-      case FuseOpcode.FUSE_OPENDIR: {
-        const r = req.opcode === FuseOpcode.FUSE_OPEN ? await fs.open?.(ctx, req) : await fs.opendir?.(ctx, req);
-        if (!r) return missing();
-        return { size: OUT_HEADER_SIZE + fuse_open_out.size, write: (b, o) => encodeOpenReply(b, o, u, r) };
-      }
+        return fs.open ? then(fs.open(ctx, req), (r) => writeOpen(out, u, r)) : missing();
+      case FuseOpcode.FUSE_OPENDIR:
+        return fs.opendir ? then(fs.opendir(ctx, req), (r) => writeOpen(out, u, r)) : missing();
       case FuseOpcode.FUSE_CREATE:
-      case FuseOpcode.FUSE_TMPFILE: {
-        const r = req.opcode === FuseOpcode.FUSE_CREATE ? await fs.create?.(ctx, req) : await fs.tmpfile?.(ctx, req);
-        if (!r) return missing();
-        return { size: OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size, write: (b, o) => encodeCreateReply(b, o, u, r.entry, r.open) };
-      }
+        return fs.create ? then(fs.create(ctx, req), (r) => writeCreated(out, u, r)) : missing();
+      case FuseOpcode.FUSE_TMPFILE:
+        return fs.tmpfile ? then(fs.tmpfile(ctx, req), (r) => writeCreated(out, u, r)) : missing();
       case FuseOpcode.FUSE_READ: {
         if (!fs.read) return missing();
-        const into = replyBuffers && readTarget(replyBuffers, req.arg.size);
-        const r = await fs.read(ctx, req, into);
-        if (!('placed' in r)) return dataReply(u, r);
-        const placed = r.placed;
-        return { size: OUT_HEADER_SIZE + placed, bodyInPlace: true, write: (b, o) => encodeHeaderOfPlacedReply(b, o, u, placed) };
+        const views = out.bodyViews(req.arg.size);
+        const into: ReadTarget | undefined = views && { buffers: views };
+        return then(fs.read(ctx, req, into), (r) => ('placed' in r ? out.placed(u, r.placed) : writeData(out, u, r)));
       }
-      case FuseOpcode.FUSE_WRITE: {
-        if (!fs.write) return missing();
-        const n = await fs.write(ctx, req);
-        return { size: OUT_HEADER_SIZE + 8, write: (b, o) => encodeWriteReply(b, o, u, n) };
-      }
-      case FuseOpcode.FUSE_COPY_FILE_RANGE: {
-        if (!fs.copyFileRange) return missing();
-        const n = await fs.copyFileRange(ctx, req);
-        return { size: OUT_HEADER_SIZE + 8, write: (b, o) => encodeWriteReply(b, o, u, n) };
-      }
+      case FuseOpcode.FUSE_WRITE:
+        return fs.write ? then(fs.write(ctx, req), (n) => writeCount(out, u, n)) : missing();
+      case FuseOpcode.FUSE_COPY_FILE_RANGE:
+        return fs.copyFileRange ? then(fs.copyFileRange(ctx, req), (n) => writeCount(out, u, n)) : missing();
       case FuseOpcode.FUSE_READDIR:
       case FuseOpcode.FUSE_READDIRPLUS: {
         if (!fs.readdir) return missing();
         const plus = req.opcode === FuseOpcode.FUSE_READDIRPLUS;
-        const entries = await fs.readdir(ctx, req, plus);
-        return this.readdirReply(u, entries, req.arg.size, plus);
+        return then(fs.readdir(ctx, req, plus), (entries) => this.writeDirents(out, u, entries, req.arg.size, plus));
       }
       case FuseOpcode.FUSE_FLUSH:
-        return fs.flush ? (await fs.flush(ctx, req), emptyReply(u)) : missing();
+        return fs.flush ? then(fs.flush(ctx, req), done) : missing();
       case FuseOpcode.FUSE_RELEASE:
-        return fs.release ? (await fs.release(ctx, req), emptyReply(u)) : emptyReply(u);
+        return fs.release ? then(fs.release(ctx, req), done) : done();
       case FuseOpcode.FUSE_RELEASEDIR:
-        return fs.releasedir ? (await fs.releasedir(ctx, req), emptyReply(u)) : emptyReply(u);
+        return fs.releasedir ? then(fs.releasedir(ctx, req), done) : done();
       case FuseOpcode.FUSE_FSYNC:
-        return fs.fsync ? (await fs.fsync(ctx, req), emptyReply(u)) : missing();
+        return fs.fsync ? then(fs.fsync(ctx, req), done) : missing();
       case FuseOpcode.FUSE_FSYNCDIR:
-        return fs.fsyncdir ? (await fs.fsyncdir(ctx, req), emptyReply(u)) : missing();
-      case FuseOpcode.FUSE_STATFS: {
+        return fs.fsyncdir ? then(fs.fsyncdir(ctx, req), done) : missing();
+      case FuseOpcode.FUSE_STATFS:
         if (!fs.statfs) return missing();
-        const st = await fs.statfs(ctx, req);
-        return { size: OUT_HEADER_SIZE + fuse_statfs_out.size, write: (b, o) => encodeStatfsReply(b, o, u, st, minor) };
-      }
+        return then(fs.statfs(ctx, req), (st) => {
+          if (room(out, u, OUT_HEADER_SIZE + fuse_statfs_out.size)) out.commit(encodeStatfsReply(out.bytes, out.offset, u, st, minor));
+        });
       case FuseOpcode.FUSE_ACCESS:
-        return fs.access ? (await fs.access(ctx, req), emptyReply(u)) : missing();
+        return fs.access ? then(fs.access(ctx, req), done) : missing();
       case FuseOpcode.FUSE_SETXATTR:
-        return fs.setxattr ? (await fs.setxattr(ctx, req), emptyReply(u)) : missing();
+        return fs.setxattr ? then(fs.setxattr(ctx, req), done) : missing();
       case FuseOpcode.FUSE_GETXATTR:
       case FuseOpcode.FUSE_LISTXATTR: {
-        const v = req.opcode === FuseOpcode.FUSE_GETXATTR ? await fs.getxattr?.(ctx, req) : await fs.listxattr?.(ctx, req);
+        const v = req.opcode === FuseOpcode.FUSE_GETXATTR ? fs.getxattr?.(ctx, req) : fs.listxattr?.(ctx, req);
         if (!v) return missing();
-        if (req.arg.size === 0) return { size: OUT_HEADER_SIZE + 8, write: (b, o) => encodeXattrSizeReply(b, o, u, v.length) };
-        if (v.length > req.arg.size) return errorReply(u, ERANGE);
-        return dataReply(u, v);
+        const size = req.arg.size;
+        return then(v, (value) => {
+          if (size === 0) {
+            if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeXattrSizeReply(out.bytes, out.offset, u, value.length));
+          } else if (value.length > size) out.error(u, ERANGE);
+          else writeData(out, u, value);
+        });
       }
       case FuseOpcode.FUSE_REMOVEXATTR:
-        return fs.removexattr ? (await fs.removexattr(ctx, req), emptyReply(u)) : missing();
-      case FuseOpcode.FUSE_GETLK: {
+        return fs.removexattr ? then(fs.removexattr(ctx, req), done) : missing();
+      case FuseOpcode.FUSE_GETLK:
         if (!fs.getlk) return missing();
-        const lk = await fs.getlk(ctx, req);
-        return { size: OUT_HEADER_SIZE + fuse_lk_out.size, write: (b, o) => encodeLkReply(b, o, u, lk) };
-      }
+        return then(fs.getlk(ctx, req), (lk) => {
+          if (room(out, u, OUT_HEADER_SIZE + fuse_lk_out.size)) out.commit(encodeLkReply(out.bytes, out.offset, u, lk));
+        });
       case FuseOpcode.FUSE_SETLK:
       case FuseOpcode.FUSE_SETLKW:
-        return fs.setlk ? (await fs.setlk(ctx, req, req.opcode === FuseOpcode.FUSE_SETLKW), emptyReply(u)) : missing();
+        return fs.setlk ? then(fs.setlk(ctx, req, req.opcode === FuseOpcode.FUSE_SETLKW), done) : missing();
       case FuseOpcode.FUSE_FALLOCATE:
-        return fs.fallocate ? (await fs.fallocate(ctx, req), emptyReply(u)) : missing();
-      case FuseOpcode.FUSE_LSEEK: {
+        return fs.fallocate ? then(fs.fallocate(ctx, req), done) : missing();
+      case FuseOpcode.FUSE_LSEEK:
         if (!fs.lseek) return missing();
-        const off = await fs.lseek(ctx, req);
-        return { size: OUT_HEADER_SIZE + 8, write: (b, o) => encodeLseekReply(b, o, u, off) };
-      }
+        return then(fs.lseek(ctx, req), (off) => {
+          if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeLseekReply(out.bytes, out.offset, u, off));
+        });
       case FuseOpcode.FUSE_SYNCFS:
-        return fs.syncfs ? (await fs.syncfs(ctx, req), emptyReply(u)) : missing();
+        return fs.syncfs ? then(fs.syncfs(ctx, req), done) : missing();
       default:
         // IOCTL, POLL, BMAP, SETUPMAPPING, REMOVEMAPPING, CUSE_INIT: not offered.
         return missing();
     }
   }
 
-  private async init(ctx: RequestContext, req: InitRequest): Promise<Reply> {
+  private init(ctx: RequestContext, req: InitRequest, out: ReplyWriter): Served {
     const u = req.header.unique;
     const a = req.arg;
+    const reply = (o: Parameters<typeof encodeInitReply>[3]): void => {
+      if (room(out, u, OUT_HEADER_SIZE + fuse_init_out.size)) out.commit(encodeInitReply(out.bytes, out.offset, u, o, a.minor));
+    };
     if (a.major !== FUSE_KERNEL_VERSION) {
       // An unknown major: answer with ours, the kernel retries or gives up (as libfuse does).
-      const out = { major: FUSE_KERNEL_VERSION, minor: FUSE_KERNEL_MINOR_VERSION } as Parameters<typeof encodeInitReply>[3];
-      return { size: OUT_HEADER_SIZE + fuse_init_out.size, write: (b, o) => encodeInitReply(b, o, u, { ...zeroInit(), ...out }, a.minor) };
+      return reply({ ...zeroInit(), major: FUSE_KERNEL_VERSION, minor: FUSE_KERNEL_MINOR_VERSION });
     }
-    if (a.minor < 31) return errorReply(u, EPROTO); // virtio-fs needs 7.31 or later
+    if (a.minor < 31) return out.error(u, EPROTO); // virtio-fs needs 7.31 or later
     const kernelFlags = joinInitFlags(a);
-    const wanted = this.fs.init ? await this.fs.init(ctx, req) : {};
-    const fsFlags = wanted.flags !== undefined || wanted.flags2 !== undefined ? joinInitFlags({ flags: wanted.flags ?? 0, flags2: wanted.flags2 ?? 0 }) : 0n;
-    const flags = kernelFlags & (ALWAYS_OFFERED | fsFlags);
-    const split = splitInitFlags(flags);
-    this.decodeOptions.minor = Math.min(a.minor, FUSE_KERNEL_MINOR_VERSION);
-    this.decodeOptions.setxattrExt = false;
-    this.initialized = true;
-    const out = {
-      ...zeroInit(),
-      ...wanted,
-      major: FUSE_KERNEL_VERSION,
-      minor: FUSE_KERNEL_MINOR_VERSION,
-      max_readahead: Math.min(a.max_readahead, wanted.max_readahead ?? a.max_readahead),
-      flags: split.flags,
-      flags2: split.flags2,
-      max_write: wanted.max_write ?? MAX_WRITE,
-      max_pages: wanted.max_pages ?? MAX_PAGES,
-      time_gran: wanted.time_gran ?? 1,
-    };
-    return { size: OUT_HEADER_SIZE + fuse_init_out.size, write: (b, o) => encodeInitReply(b, o, u, out, a.minor) };
+    return then(this.fs.init ? this.fs.init(ctx, req) : {}, (wanted) => {
+      const fsFlags = wanted.flags !== undefined || wanted.flags2 !== undefined ? joinInitFlags({ flags: wanted.flags ?? 0, flags2: wanted.flags2 ?? 0 }) : 0n;
+      const flags = kernelFlags & (ALWAYS_OFFERED | fsFlags);
+      const split = splitInitFlags(flags);
+      this.decodeOptions.minor = Math.min(a.minor, FUSE_KERNEL_MINOR_VERSION);
+      this.decodeOptions.setxattrExt = false;
+      this.initialized = true;
+      reply({
+        ...zeroInit(),
+        ...wanted,
+        major: FUSE_KERNEL_VERSION,
+        minor: FUSE_KERNEL_MINOR_VERSION,
+        max_readahead: Math.min(a.max_readahead, wanted.max_readahead ?? a.max_readahead),
+        flags: split.flags,
+        flags2: split.flags2,
+        max_write: wanted.max_write ?? MAX_WRITE,
+        max_pages: wanted.max_pages ?? MAX_PAGES,
+        time_gran: wanted.time_gran ?? 1,
+      });
+    });
   }
 
-  private readdirReply(u: bigint, entries: DirEntry[], size: number, plus: boolean): Reply {
+  private writeDirents(out: ReplyWriter, u: bigint, entries: DirEntry[], size: number, plus: boolean): void {
     const body = Buffer.alloc(size);
     const n = plus ? packDirentplus(body, 0, size, toPlus(entries)).size : packDirents(body, 0, size, entries).size;
-    return dataReply(u, body.subarray(0, n));
+    writeData(out, u, body.subarray(0, n));
   }
 }
 

@@ -1,18 +1,15 @@
-// The data path of one virtqueue actor: pops chains, runs one request actor per chain through
-// decode -> dispatch -> await the filesystem -> write the reply -> push and notify. Nothing here
-// waits: a request that blocks only holds its own chain.
+// The data path of one virtqueue: pops chains and starts one request actor each (RequestRun owns a
+// request's steps), gives chains back as their replies are written and notifies the driver by the
+// ring's rules. Nothing here waits: a request that blocks only holds its own chain.
 import type { ActorRefFrom } from 'xstate';
 import type { DescriptorChain, Logger, Virtqueue } from '@vfsd/vhost';
-import { EIO, FuseDecodeError, FuseOpcode, OUT_HEADER_SIZE, decodeRequestSegments, type DecodedRequest } from '../fuse';
-import { RequestRun } from '../actors/request-run';
+import { RequestRun, type RequestQueue } from '../actors/request-run';
 import type { RequestState } from '../actors/request.logic';
-import type { virtqueueMachine } from '../actors/virtqueue.machine';
+import type { RingControl, StopMode, virtqueueMachine } from '../actors/virtqueue.machine';
 import type { Inspection } from '../actors/inspection';
-import { FuseServer, Reply, errorReply } from '../server/fuse-server';
-import { RequestHandle } from './request-context';
+import type { FuseServer } from '../server/fuse-server';
 
-/** `drain`: the ring stops (GET_VRING_BASE): requests finish, waits are cancelled. `cancelAll`: the front-end is gone. */
-export type StopMode = 'drain' | 'cancelAll';
+export type { StopMode } from '../actors/virtqueue.machine';
 
 /** One finished request, for the debug log (queue, unique id, opcode, result, latency). */
 export interface RequestLogEntry {
@@ -57,11 +54,12 @@ export interface InFlightRequest {
   actorId: string | null;
 }
 
-/** What all queues of one session share: the FUSE server and the requests that INTERRUPT can reach. */
+/** What all queues of one session share: the FUSE server and the waiting requests INTERRUPT can reach. */
 export class FuseSession {
   /** Set to receive every finished request (costs a little per request: only at debug level). */
   onRequestDone: ((entry: RequestLogEntry) => void) | null = null;
-  readonly byUnique = new Map<bigint, { handle: RequestHandle; actor: RequestRun }>();
+  /** Requests waiting for the filesystem (one answered inline never shows here: nothing can reach it). */
+  readonly byUnique = new Map<bigint, RequestRun>();
   /** Request actors alive now (a leak shows here). */
   liveRequests = 0;
   completed = 0;
@@ -75,8 +73,8 @@ export class FuseSession {
   /** The requests in flight now (decoded, not yet answered), for the visualizer. */
   inFlightRequests(): InFlightRequest[] {
     const out: InFlightRequest[] = [];
-    for (const { actor } of this.byUnique.values()) {
-      const st = actor.snapshot;
+    for (const run of this.byUnique.values()) {
+      const st = run.snapshot;
       out.push({
         queue: st.queue,
         head: st.head,
@@ -86,7 +84,7 @@ export class FuseSession {
         phase: st.phase,
         interrupted: st.interrupted,
         startedAt: st.startedAt,
-        actorId: actor.actorRef?.sessionId ?? null,
+        actorId: run.actorRef?.sessionId ?? null,
       });
     }
     return out;
@@ -96,23 +94,35 @@ export class FuseSession {
   interrupt(unique: bigint): boolean {
     const r = this.byUnique.get(unique);
     if (!r) return false;
-    r.actor.send({ type: 'interrupted' });
-    r.handle.abort('interrupted');
+    r.interrupt();
     return true;
   }
 }
 
-export class QueueRuntime {
+/** Scratch for small replies that do not fit the first writable segment (a Linux out header has its own). */
+const SCRATCH_BYTES = 64 << 10;
+
+export class QueueRuntime implements RingControl, RequestQueue {
   readonly index: number;
   actor: ActorRefFrom<typeof virtqueueMachine> | null = null;
-  private readonly handles = new Set<RequestHandle>();
+  readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  /** Requests of this queue waiting for the filesystem. */
+  private readonly waitingRuns = new Set<RequestRun>();
   private stopping = false;
-  /** True while the queue actor is in waitingForKick. */
-  acceptingKicks = false;
+  private draining = false;
   private notifyScheduled = false;
+  private readonly notifyNow = (): void => {
+    this.notifyScheduled = false;
+    this.vq.notify();
+  };
   private resolveStopped!: () => void;
   /** Resolves when the queue actor reached `stopped`. */
   readonly whenStopped: Promise<void>;
+  private readonly startRun = (chain: DescriptorChain): void => {
+    this.session.liveRequests++;
+    new RequestRun(this, chain).run();
+  };
+  private readonly chainError = (err: Error): void => this.session.log.error(err.message);
 
   constructor(
     readonly vq: Virtqueue,
@@ -123,6 +133,18 @@ export class QueueRuntime {
     vq.onSettled = () => {
       if (this.stopping) this.actor?.send({ type: 'requestsSettled' });
     };
+  }
+
+  get server(): FuseServer {
+    return this.session.server;
+  }
+
+  get log(): Logger {
+    return this.session.log;
+  }
+
+  get inspect(): RequestQueue['inspect'] {
+    return this.session.inspection.requestInspect;
   }
 
   get inFlight(): number {
@@ -148,26 +170,27 @@ export class QueueRuntime {
 
   drain(): void {
     if (this.stopping) return;
-    this.vq.drain(
-      (chain) => this.start(chain),
-      (err) => this.session.log.error(err.message),
-    );
-    this.scheduleNotify();
+    this.draining = true;
+    try {
+      this.vq.drain(this.startRun, this.chainError);
+    } finally {
+      this.draining = false;
+    }
+    this.vq.notify();
   }
 
-  setAcceptingKicks(on: boolean): void {
-    this.acceptingKicks = on;
-  }
-
-  /** A kick: through the queue actor while someone inspects, else straight to its action. */
+  /** A kick: through the queue actor while someone inspects, else straight to its drain while it waits for kicks. */
   kicked(): void {
-    if (this.session.inspection.active) this.actor?.send({ type: 'kicked' });
-    else if (this.acceptingKicks) this.drain();
+    const actor = this.actor;
+    if (!actor) return;
+    if (this.session.inspection.active) actor.send({ type: 'kicked' });
+    else if (actor.getSnapshot().value === 'waitingForKick') this.drain();
   }
 
   beginStop(mode: StopMode): void {
     this.stopping = true;
-    for (const h of this.handles) {
+    for (const run of this.waitingRuns) {
+      const h = run.handle!;
       if (mode === 'cancelAll' || h.mayWaitIndefinitely) h.abort(mode === 'cancelAll' ? 'front-end disconnected' : 'ring stopped');
     }
   }
@@ -176,92 +199,36 @@ export class QueueRuntime {
     this.resolveStopped();
   }
 
+  interrupt(unique: bigint): void {
+    this.session.interrupt(unique);
+  }
+
+  waiting(run: RequestRun): void {
+    this.waitingRuns.add(run);
+    this.session.byUnique.set(run.handle!.unique, run);
+  }
+
+  finished(run: RequestRun, len: number, errno: number): void {
+    const session = this.session;
+    if (this.waitingRuns.delete(run)) session.byUnique.delete(run.handle!.unique);
+    const log = session.onRequestDone;
+    if (log) {
+      const st = run.snapshot;
+      log({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
+    }
+    session.liveRequests--;
+    session.completed++;
+    this.vq.push(run.chain.head, len);
+    // With EVENT_IDX a notify is a check of the driver's used_event (an eventfd write only when it asks):
+    // each reply is announced as soon as it is pushed, so the driver refills while we go on. Without
+    // it, one notify per drain or per tick of late replies.
+    if (this.vq.features.eventIdx) this.vq.notify();
+    else if (!this.draining) this.scheduleNotify();
+  }
+
   private scheduleNotify(): void {
     if (this.notifyScheduled) return;
     this.notifyScheduled = true;
-    queueMicrotask(() => {
-      this.notifyScheduled = false;
-      this.vq.notify();
-    });
+    queueMicrotask(this.notifyNow);
   }
-
-  private start(chain: DescriptorChain): void {
-    const session = this.session;
-    const actor = new RequestRun({ queue: this.index, head: chain.head }, session.inspection.requestInspect);
-    session.liveRequests++;
-    let req: DecodedRequest;
-    try {
-      req = decodeRequestSegments(chain.readable, session.server.options);
-    } catch (e) {
-      if (!(e instanceof FuseDecodeError)) throw e;
-      session.log.error(`queue ${this.index} head ${chain.head}: ${e.message}`);
-      if (e.noReply) return this.finish(actor, chain, null, null);
-      actor.send({ type: 'decodeFailed', errno: e.errno });
-      return this.finish(actor, chain, errorReply(e.unique ?? 0n, e.errno), null);
-    }
-    if (req.opcode === FuseOpcode.FUSE_INTERRUPT) {
-      session.interrupt(req.arg.unique);
-      return this.finish(actor, chain, null, null);
-    }
-    const handle = new RequestHandle(req.header, req.opcode === FuseOpcode.FUSE_SETLKW);
-    actor.send({ type: 'decoded', unique: req.header.unique, opcode: req.opcode, nodeid: req.header.nodeid });
-    this.handles.add(handle);
-    session.byUnique.set(handle.unique, { handle, actor });
-    session.server.dispatch(handle, req, chain.writable).then(
-      (reply) => {
-        if (reply) actor.send({ type: 'poolReplied' });
-        this.finish(actor, chain, reply, handle);
-      },
-      (err: Error) => {
-        session.log.error(`queue ${this.index} unique ${handle.unique}: ${FuseOpcode[req.opcode]} failed: ${err.stack ?? err.message}`);
-        actor.send({ type: 'poolFailed', errno: EIO });
-        this.finish(actor, chain, errorReply(handle.unique, EIO), handle);
-      },
-    );
-  }
-
-  /** Writes the reply (if any), returns the chain to the driver and ends the request actor. */
-  private finish(actor: RequestRun, chain: DescriptorChain, reply: Reply | null, handle: RequestHandle | null): void {
-    let len = 0;
-    if (reply) {
-      len = writeReply(chain, reply, handle?.unique ?? 0n);
-      actor.send({ type: 'replyWritten', len });
-    } else {
-      actor.send({ type: 'noReplyNeeded' });
-    }
-    if (handle) {
-      this.handles.delete(handle);
-      this.session.byUnique.delete(handle.unique);
-    }
-    const log = this.session.onRequestDone;
-    if (log) {
-      const st = actor.snapshot;
-      const errno = reply?.errno ?? 0;
-      log({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
-    }
-    actor.stop();
-    this.session.liveRequests--;
-    this.session.completed++;
-    this.vq.push(chain.head, len);
-    this.scheduleNotify();
-  }
-}
-
-/** Encodes straight into guest memory when the writable part is one segment, else through a copy. */
-function writeReply(chain: DescriptorChain, reply: Reply, unique: bigint): number {
-  if (reply.size > chain.writableLength) {
-    // The driver sizes the buffer for the request it sent: answer EIO rather than truncate.
-    if (chain.writableLength < 16) return 0;
-    reply = errorReply(unique, EIO);
-  }
-  if (chain.writable.length === 1) return reply.write(chain.writable[0], 0);
-  if (reply.bodyInPlace) {
-    const header = Buffer.allocUnsafe(OUT_HEADER_SIZE);
-    reply.write(header, 0);
-    chain.write(header);
-    return reply.size;
-  }
-  const tmp = Buffer.allocUnsafe(reply.size);
-  const n = reply.write(tmp, 0);
-  return chain.write(tmp.subarray(0, n));
 }

@@ -9,7 +9,7 @@
 //    (SETLKW, flock without LOCK_NB, a FIFO open). They never take a regular worker, so waiting locks
 //    cannot starve the rest, and never run inline, so the main thread never blocks.
 // A running call can be cancelled (AbortSignal or shutdown): see PoolWorker.cancel.
-import { EINTR, FsError } from '@vfsd/core';
+import { EINTR, FsError, type Awaitable } from '@vfsd/core';
 import type { InspectionEvent, Observer } from 'xstate';
 import { ensureLibc } from '../sys/libc';
 import { installCancelSignalHandler } from './cancel-signal';
@@ -175,10 +175,24 @@ export class WorkerPool {
 
   /** Runs an op; rejects with FsError(errno). */
   submit<K extends OpKind>(op: Op<K>, options: SubmitOptions = {}): Promise<OpResult<K>> {
+    try {
+      const v = this.call(op, options);
+      return v instanceof Promise ? v : Promise.resolve(v);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Runs an op: inline (see inlineBelow) its result now, or throws FsError(errno) now; in a worker, a
+   * promise of it. The data path uses this, so that an inline answer never goes through a promise.
+   */
+  call<K extends OpKind>(op: Op<K>, options: SubmitOptions = {}): Awaitable<OpResult<K>> {
     const mayBlock = options.mayBlock ?? false;
     if (!mayBlock && (options.inline || this.runsInline(op as Op, options.depth))) {
       const outcome = runOp(op, NEVER_CANCELLED);
-      return outcome.ok ? Promise.resolve(outcome.value) : Promise.reject(new FsError(outcome.errno, op.kind));
+      if (outcome.ok) return outcome.value;
+      throw new FsError(outcome.errno, op.kind);
     }
     const unique = options.unique ?? 0n;
     // A waiter job follows its signal from the start; a regular one finishes in microseconds, so it
