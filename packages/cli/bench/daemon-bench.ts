@@ -8,7 +8,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Logger, serve } from '@vfsd/vhost';
-import { VirtioFsDevice, type LoadResult, type LoadSpec } from '@vfsd/core';
+import { VirtioFsDevice } from '@vfsd/core';
+import { type LoadResult, type LoadSpec } from '@vfsd/core/testing';
 import { PassthroughFs } from '@vfsd/passthrough';
 
 const quiet: Logger = { error: (m) => console.error(m), warn: () => undefined, info: () => undefined, debug: () => undefined };

@@ -3,8 +3,8 @@ import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { SimulatedFrontend } from '@vfsd/vhost';
-import { FuseClient } from '@vfsd/core';
+import { SimulatedFrontend } from '@vfsd/vhost/testing';
+import { FuseClient } from '@vfsd/core/testing';
 import { parseOptions, type Options } from '../src/options';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'vfsd');

@@ -3,8 +3,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Logger, SimulatedFrontend, serve } from '@vfsd/vhost';
-import { EINTR, FuseClient, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in, fuse_write_in } from '@vfsd/core';
+import { Logger, serve } from '@vfsd/vhost';
+import { SimulatedFrontend } from '@vfsd/vhost/testing';
+import { EINTR, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in, fuse_write_in } from '@vfsd/core';
+import { FuseClient } from '@vfsd/core/testing';
 import { PassthroughFs } from '@vfsd/passthrough';
 
 const F_WRLCK = 1;

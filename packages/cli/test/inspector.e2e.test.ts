@@ -7,9 +7,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { FuseClient, Inspection, VirtioFsDevice } from '@vfsd/core';
+import { Inspection, VirtioFsDevice } from '@vfsd/core';
+import { FuseClient } from '@vfsd/core/testing';
 import { PassthroughFs } from '@vfsd/passthrough';
-import { Logger, SimulatedFrontend, serve } from '@vfsd/vhost';
+import { Logger, serve } from '@vfsd/vhost';
+import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { serveTrace, startInspector, type InspectorHandle } from '../src/inspector';
 import type { TraceLine } from '../src/inspector/protocol';
 

@@ -1,7 +1,4 @@
-export * from './fuse';
-export * from './filesystem';
-export * from './io-views';
-export * from './awaitable';
+export * from './abi';
 export * from './server/fuse-server';
 export * from './server/reply-writer';
 export * from './actors/inspection';
@@ -12,5 +9,3 @@ export * from './virtio-fs/request-context';
 export * from './virtio-fs/queue-runtime';
 export * from './virtio-fs/virtio-fs-device';
 export * from './actors/request-run';
-export * from './testing/fuse-client';
-export { runLoad, type LoadSpec, type LoadResult } from './testing/getattr-load';

@@ -3,7 +3,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Logger, SimulatedFrontend, Server, serve } from '@vfsd/vhost';
+import { Logger, Server, serve } from '@vfsd/vhost';
+import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { EINTR, EINVAL, ENOENT, ENOSYS, FuseOpcode, Inspection, VirtioFsDevice } from '../src';
 import { MemoryFs, F_WRLCK, F_UNLCK } from './memory-fs';
 import { FuseClient } from '../src/testing/fuse-client';

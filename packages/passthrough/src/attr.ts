@@ -1,5 +1,5 @@
 // Host stat -> FUSE attributes and entries.
-import type { FuseAttr, FuseAttrOut, FuseEntryOut } from '@vfsd/core';
+import type { FuseAttr, FuseAttrOut, FuseEntryOut } from '@vfsd/core/abi';
 import type { StatRecord } from './sys/stat';
 
 const NS = 1_000_000_000n;

@@ -1,6 +1,6 @@
 // fh -> open file description, as the Rust virtiofsd's HandleMap. Handles are never reused while open;
 // RELEASE removes the entry and the fd closes once no call still uses it.
-import { EBADF, FsError } from '@vfsd/core';
+import { EBADF, FsError } from '@vfsd/core/abi';
 import { SharedFd } from './shared-fd';
 
 export interface HandleEntry {

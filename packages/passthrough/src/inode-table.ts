@@ -5,7 +5,7 @@
 // With file handles (--inode-file-handles), an inode is also held by its handle (name_to_handle_at):
 // its O_PATH fd is then only a cache, closed when too many are open and reopened by handle on next use,
 // so the number of inodes a guest may know is no longer bounded by the open-file limit.
-import { EBADF, FUSE_ROOT_ID, FsError } from '@vfsd/core';
+import { EBADF, FUSE_ROOT_ID, FsError } from '@vfsd/core/abi';
 import { SharedFd } from './shared-fd';
 import * as fs from 'node:fs';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from './sys/constants';

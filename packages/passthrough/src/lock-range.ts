@@ -1,5 +1,5 @@
 // fuse_file_lock (inclusive end, OFFSET_MAX = to EOF) <-> struct flock (length, 0 = to EOF).
-import { EINVAL, FsError, type FuseFileLock } from '@vfsd/core';
+import { EINVAL, FsError, type FuseFileLock } from '@vfsd/core/abi';
 import { F_RDLCK, F_UNLCK, F_WRLCK, OFFSET_MAX } from './sys/constants';
 import type { FlockRecord } from './sys/flock-struct';
 

@@ -4,7 +4,7 @@
 // (opened through /proc/self/fd/<O_PATH fd>), and the owner's locks are F_OFD_* locks on it: owners
 // conflict with each other exactly as the guest processes would. Closing the description (FLUSH for
 // POSIX owners, RELEASE with FLOCK_UNLOCK for flock owners) drops the owner's locks.
-import { EACCES, EINVAL, EISDIR, EROFS, ETXTBSY, FsError, type FuseFileLock } from '@vfsd/core';
+import { EACCES, EINVAL, EISDIR, EROFS, ETXTBSY, FsError, type FuseFileLock } from '@vfsd/core/abi';
 import type { InodeEntry } from './inode-table';
 import { flockToFuse, fuseToFlock } from './lock-range';
 import type { SubmitOptions, WorkerPool } from './pool/worker-pool';

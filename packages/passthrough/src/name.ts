@@ -2,7 +2,7 @@
 // '.' and '..' are refused for every operation but LOOKUP (which EXPORT_SUPPORT asks of us, and where
 // '..' of the root is answered with the root itself), so that no request can climb out of the shared
 // directory.
-import { EINVAL, ENOENT, FsError } from '@vfsd/core';
+import { EINVAL, ENOENT, FsError } from '@vfsd/core/abi';
 
 const SLASH = 0x2f;
 const DOT = 0x2e;

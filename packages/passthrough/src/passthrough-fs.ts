@@ -92,8 +92,8 @@ import {
   type OpenRequest,
   type ReleaseRequest,
   type RequestContext,
-} from '@vfsd/core';
-import { always, recover, then, type Awaitable } from '@vfsd/core';
+} from '@vfsd/core/abi';
+import { always, recover, then, type Awaitable } from '@vfsd/core/abi';
 import { timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';

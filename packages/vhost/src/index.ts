@@ -10,7 +10,3 @@ export * from './transport/listener';
 export * from './backend/device';
 export * from './backend/backend';
 export * from './backend/serve';
-export * from './devices/echo-device';
-export * from './frontend/guest-ram';
-export * from './frontend/driver-queue';
-export * from './frontend/simulated-frontend';

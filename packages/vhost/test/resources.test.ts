@@ -57,7 +57,8 @@ test('process.exit() returns promptly while a listener waits in accept and while
   const { spawnSync } = require('child_process') as typeof import('child_process');
   const dir = fs.mkdtempSync('/tmp/vfsd-exit-');
   const script = `
-    const { serve, EchoDevice, silentLogger, SimulatedFrontend } = require(${JSON.stringify(require.resolve('../src'))});
+    const { serve, silentLogger } = require(${JSON.stringify(require.resolve('../src'))});
+    const { EchoDevice, SimulatedFrontend } = require(${JSON.stringify(require.resolve('../src/testing'))});
     const sock = ${JSON.stringify(`${dir}/s.sock`)};
     serve({ socketPath: sock, logger: silentLogger, createDevice: () => new EchoDevice({ logger: silentLogger }) });
     (async () => {

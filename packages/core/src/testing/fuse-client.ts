@@ -1,6 +1,6 @@
 // The guest's side of FUSE over the simulated front-end: builds requests with the codec's structs,
 // submits them on a queue and decodes the replies.
-import type { SimulatedFrontend } from '@vfsd/vhost';
+import type { SimulatedFrontend } from '@vfsd/vhost/testing';
 import {
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,

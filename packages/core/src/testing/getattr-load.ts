@@ -3,7 +3,7 @@
 // READs of one file, the data in its own descriptor as the Linux driver sends it) in flight for a fixed
 // time and reports completions per second and latency percentiles (µs).
 import { performance } from 'perf_hooks';
-import { SimulatedFrontend } from '@vfsd/vhost';
+import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { FuseClient } from './fuse-client';
 import { fuse_open_in, fuse_open_out, fuse_read_in, fuse_write_in } from '../fuse/structs';
 import { FuseOpcode } from '../fuse/opcodes';

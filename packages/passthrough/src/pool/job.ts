@@ -1,5 +1,5 @@
 // One op submitted to the pool, from submit() until its promise settles.
-import { FsError } from '@vfsd/core';
+import { FsError } from '@vfsd/core/abi';
 import type { Op } from './ops';
 
 export type Outcome = { ok: true; value: unknown } | { ok: false; errno: number };

@@ -3,13 +3,13 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { EIO } from '@vfsd/core/abi';
 import { kickThread } from './cancel-signal';
 import { ControlBlock } from './control-block';
 import type { Job } from './job';
 import type { RunRequest, WorkerInit, WorkerMessage } from './messages';
 import { poolWorkerMachine, type Lane } from './pool-worker.machine';
 
-const EIO = 5;
 const WORKER_SCRIPT = path.join(__dirname, 'worker-main.js');
 
 export type PoolWorkerActor = Actor<typeof poolWorkerMachine>;

@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { createActor, type InspectionEvent, type Observer } from 'xstate';
+import { EINTR, EIO } from '@vfsd/core/abi';
 import { kickThread } from './cancel-signal';
 import type { Job } from './job';
 import type { PoolWorkerActor } from './pool-worker';
@@ -26,8 +27,6 @@ import {
 import type { GenericMessage, RingWorkerInit } from './ring-main';
 import type { Op, OpOutcome } from './ops';
 
-const EIO = 5;
-const EINTR = 4;
 const WORKER_SCRIPT = path.join(__dirname, 'ring-main.js');
 
 export interface RingWorkerHooks {

@@ -56,12 +56,11 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
-import { sliceViews, viewsLength } from '@vfsd/core/dist/src/io-views';
+import { EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statRecord } from '../sys/stat';
 import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
 
-const EINTR = 4;
 const AT_FDCWD = -100;
 const AT_EACCESS = 0x200;
 
@@ -89,9 +88,6 @@ function lookupAt(dirFd: number, name: Uint8Array): OpResult<'lookupAt'> {
   }
 }
 
-const ENOENT = 2;
-const EEXIST = 17;
-const ERANGE = 34;
 const DOT = 0x2e;
 
 function procPath(fd: number): string {
@@ -196,8 +192,6 @@ function readAll(fd: number, offset: bigint, size: number): Uint8Array {
 
 
 const ACL_DEFAULT = Buffer.from('system.posix_acl_default');
-const ENODATA = 61;
-const EOPNOTSUPP = 95;
 
 /**
  * The permission bits a new inode is made with: the caller's umask applied, unless the directory has a

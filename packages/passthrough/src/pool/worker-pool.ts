@@ -9,7 +9,7 @@
 //    (SETLKW, flock without LOCK_NB, a FIFO open). They never take a regular worker, so waiting locks
 //    cannot starve the rest, and never run inline, so the main thread never blocks.
 // A running call can be cancelled (AbortSignal or shutdown): see PoolWorker.cancel.
-import { EINTR, FsError, type Awaitable } from '@vfsd/core';
+import { EINTR, FsError, type Awaitable } from '@vfsd/core/abi';
 import type { InspectionEvent, Observer } from 'xstate';
 import { ensureLibc } from '../sys/libc';
 import { installCancelSignalHandler } from './cancel-signal';

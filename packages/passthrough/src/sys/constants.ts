@@ -49,8 +49,7 @@ export const S_IFCHR = 0o020000;
 export const S_IFBLK = 0o060000;
 export const S_IFSOCK = 0o140000;
 
-// FATTR_* of fuse_setattr_in.valid, from the codec's dependency-free flags module (pool workers load
-// this file and must not pull in the rest of @vfsd/core).
+// FATTR_* of fuse_setattr_in.valid, from the wire ABI.
 export {
   FATTR_MODE,
   FATTR_UID,
@@ -62,7 +61,7 @@ export {
   FATTR_ATIME_NOW,
   FATTR_MTIME_NOW,
   FATTR_KILL_SUIDGID,
-} from '@vfsd/core/dist/src/fuse/flags';
+} from '@vfsd/core/abi';
 
 export const S_ISUID = 0o4000;
 export const S_ISGID = 0o2000;

@@ -1,7 +1,6 @@
 // One error type below the FileSystem boundary: a positive errno. Node's fs errors carry a negative
 // `errno`; libc wrappers return -errno. Both are normalised here.
-// Workers load this module: it must not import @vfsd/core (which pulls in the whole server).
-const EIO = 5;
+import { EIO } from '@vfsd/core/abi';
 
 export class SysErrno extends Error {
   constructor(readonly errno: number, readonly syscall: string) {

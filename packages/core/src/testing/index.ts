@@ -1,0 +1,4 @@
+// Test tooling (`@vfsd/core/testing`): a FUSE client over the simulated front-end and the load of the
+// benchmarks. Never imported by production code.
+export * from './fuse-client';
+export { runLoad, type LoadSpec, type LoadResult } from './getattr-load';
