@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Logger, Server, serve } from '@vfsd/vhost';
 import { SimulatedFrontend } from '@vfsd/vhost/testing';
-import { EINTR, EINVAL, ENOENT, ENOSYS, FuseOpcode, Inspection, VirtioFsDevice } from '../src';
+import { EINTR, EINVAL, ENOENT, ENOSYS, FuseOpcode, Inspection, VirtioFsDevice, fuse_entry_out, fuse_init_out, fuse_lk_out } from '../src';
 import { MemoryFs, F_WRLCK, F_UNLCK } from './memory-fs';
 import { FuseClient } from '../src/testing/fuse-client';
 
@@ -54,7 +54,14 @@ async function stopRig(rig: Rig): Promise<void> {
   fs.rmSync(rig.dir, { recursive: true, force: true });
 }
 
-const tick = (ms = 10) => new Promise((r) => setTimeout(r, ms));
+/** Polls `cond` until it holds (fails the test with `what` after 5 s): no fixed sleeps. */
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 describe('actor core', () => {
   let rig: Rig;
@@ -68,10 +75,10 @@ describe('actor core', () => {
   test('INIT, LOOKUP and GETATTR round trips; errors come back as errno replies', async () => {
     const { fe, c } = await connect(rig);
     const init = await c.init();
-    expect(init.body.readUInt32LE(0)).toBe(7);
+    expect(fuse_init_out.decode(init.body).major).toBe(7);
     const l = await c.lookup(1n, 'a');
     expect(l.error).toBe(0);
-    expect(l.body.readBigUInt64LE(0)).toBe(2n);
+    expect(fuse_entry_out.decode(l.body).nodeid).toBe(2n);
     expect((await c.lookup(1n, 'nope')).error).toBe(-ENOENT);
     const g = await c.getattr(2n);
     expect(g.error).toBe(0);
@@ -93,11 +100,10 @@ describe('actor core', () => {
       settled = true;
       return r;
     });
-    await tick();
-    expect(rig.memfs.waitingLocks).toBe(1);
+    await waitFor(() => rig.memfs.waitingLocks === 1, 'the SETLKW to wait');
     // GETLK from the waiter reports the holder.
     const lk = await c.getlk(2n, 2n, WHOLE);
-    expect(lk.body.readUInt32LE(16)).toBe(F_WRLCK);
+    expect(fuse_lk_out.decode(lk.body).lk.type).toBe(F_WRLCK);
     let done = 0;
     let next = 0;
     await Promise.all(
@@ -114,8 +120,7 @@ describe('actor core', () => {
     expect(settled).toBe(false);
     expect((await c.setlk(2n, 1n, { ...WHOLE, type: F_UNLCK }, false)).error).toBe(0);
     expect((await blocked).error).toBe(0);
-    await tick();
-    expect(rig.devices[0].liveRequests).toBe(0);
+    await waitFor(() => rig.devices[0].liveRequests === 0, 'every request actor to end');
     fe.close();
   });
 
@@ -123,7 +128,7 @@ describe('actor core', () => {
     const { fe, c } = await connect(rig);
     await c.setlk(2n, 1n, WHOLE, false);
     const blocked = c.setlk(2n, 2n, WHOLE, true, 999n);
-    await tick();
+    await waitFor(() => rig.memfs.waitingLocks === 1, 'the SETLKW to wait');
     await c.interrupt(999n);
     const r = await blocked;
     expect(r.error).toBe(-EINTR);
@@ -146,8 +151,7 @@ describe('actor core', () => {
     rig.memfs.getattrDelayMs = 100;
     let finished = 0;
     const inflight = Array.from({ length: 50 }, () => c.getattr(1n).then((r) => (finished++, r)));
-    await tick(20);
-    expect(vqs[1].inFlight).toBe(51);
+    await waitFor(() => vqs[1].inFlight === 51, 'the SETLKW and 50 slow GETATTRs to be in flight');
     const base = await fe.getVringBase(1);
     expect(finished).toBe(50);
     expect((await blocked).error).toBe(-EINTR);
@@ -161,11 +165,9 @@ describe('actor core', () => {
     const first = await connect(rig);
     await first.c.setlk(2n, 1n, WHOLE, false);
     void first.c.setlk(2n, 2n, WHOLE, true).catch(() => undefined);
-    await tick();
-    expect(rig.memfs.waitingLocks).toBe(1);
+    await waitFor(() => rig.memfs.waitingLocks === 1, 'the SETLKW to wait');
     first.fe.close();
-    await rig.server.current === null || (await tick(50));
-    await tick(50);
+    await waitFor(() => rig.memfs.shutdowns === 1, 'the filesystem to release the session');
     expect(rig.memfs.waitingLocks).toBe(0);
     expect(rig.memfs.shutdowns).toBe(1);
     expect(rig.devices[0].liveRequests).toBe(0);
@@ -190,9 +192,8 @@ test('inspection sees the device, queue and request actors when subscribed', asy
   const { fe, c } = await connect(rig);
   await c.getattr(1n);
   fe.close();
-  await tick(30);
+  await waitFor(() => seen.has('state:stopped'), 'the device to stop');
   unsubscribe();
   await stopRig(rig);
-  expect(seen).toEqual(expect.objectContaining({}));
   for (const s of ['state:running', 'state:waitingForKick', 'request:awaitingFs', 'request:writingReply', 'request:finished', 'state:stopped']) expect([...seen]).toContain(s);
 });
