@@ -28,7 +28,7 @@ export interface WorkerPoolOptions {
   threadPoolSize: number;
   /** Most waiter workers alive at once; more blocking calls queue. Default 64. */
   maxWaiters?: number;
-  /** Idle waiter workers kept warm (the first is started at once). Default 1. */
+  /** Idle waiter workers kept warm once started (none is started before the first blocking call). Default 1. */
   warmWaiters?: number;
   /** An idle waiter beyond warmWaiters exits after this long. Default 10 s. */
   waiterIdleMs?: number;
@@ -140,7 +140,8 @@ export class WorkerPool {
     ensureLibc();
     installCancelSignalHandler();
     for (let i = 0; i < this.threadPoolSize; i++) this.spawnRegular();
-    for (let i = 0; i < this.warmWaiters; i++) this.idleWaiters.push(this.spawn('waiter'));
+    // Waiters start with the first blocking call, not here: an isolate costs about 10 MB resident, and
+    // most daemons never see a waiting lock. Once started, warmWaiters of them stay.
     if (this.threadPoolSize > 0) {
       // Unref'd: an idle daemon's timer never holds the process.
       this.watchdog = setInterval(() => this.onWatchdog(), this.watchdogMs);
