@@ -11,8 +11,8 @@ import type {
   FlushRequest,
   ForgetRequest,
   FsyncRequest,
-  FuseAttrOut,
-  FuseEntryOut,
+  FuseAttrOutReply,
+  FuseEntryOutReply,
   FuseFileLock,
   FuseInitOut,
   FuseKstatfs,
@@ -78,7 +78,7 @@ export interface DirEntry {
   type: number;
   name: Buffer;
   /** READDIRPLUS only: the entry as a LOOKUP would give it (counts as a lookup). */
-  entry?: FuseEntryOut;
+  entry?: FuseEntryOutReply;
 }
 
 /**
@@ -98,22 +98,22 @@ export interface ReadTarget {
 export interface FileSystem {
   init?(ctx: RequestContext, req: InitRequest): Awaitable<InitReply>;
   destroy?(ctx: RequestContext, req: DestroyRequest): Awaitable<void>;
-  lookup?(ctx: RequestContext, req: LookupRequest): Awaitable<FuseEntryOut>;
+  lookup?(ctx: RequestContext, req: LookupRequest): Awaitable<FuseEntryOutReply>;
   forget?(req: ForgetRequest): void;
   batchForget?(req: BatchForgetRequest): void;
-  getattr?(ctx: RequestContext, req: GetattrRequest): Awaitable<FuseAttrOut>;
-  setattr?(ctx: RequestContext, req: SetattrRequest): Awaitable<FuseAttrOut>;
+  getattr?(ctx: RequestContext, req: GetattrRequest): Awaitable<FuseAttrOutReply>;
+  setattr?(ctx: RequestContext, req: SetattrRequest): Awaitable<FuseAttrOutReply>;
   readlink?(ctx: RequestContext, req: ReadlinkRequest): Awaitable<Buffer>;
-  symlink?(ctx: RequestContext, req: SymlinkRequest): Awaitable<FuseEntryOut>;
-  mknod?(ctx: RequestContext, req: MknodRequest): Awaitable<FuseEntryOut>;
-  mkdir?(ctx: RequestContext, req: MkdirRequest): Awaitable<FuseEntryOut>;
+  symlink?(ctx: RequestContext, req: SymlinkRequest): Awaitable<FuseEntryOutReply>;
+  mknod?(ctx: RequestContext, req: MknodRequest): Awaitable<FuseEntryOutReply>;
+  mkdir?(ctx: RequestContext, req: MkdirRequest): Awaitable<FuseEntryOutReply>;
   unlink?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_UNLINK>): Awaitable<void>;
   rmdir?(ctx: RequestContext, req: UnlinkRequest<FuseOpcode.FUSE_RMDIR>): Awaitable<void>;
   rename?(ctx: RequestContext, req: RenameRequest | Rename2Request): Awaitable<void>;
-  link?(ctx: RequestContext, req: LinkRequest): Awaitable<FuseEntryOut>;
+  link?(ctx: RequestContext, req: LinkRequest): Awaitable<FuseEntryOutReply>;
   open?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPEN>): Awaitable<FuseOpenOut>;
-  create?(ctx: RequestContext, req: CreateRequest): Awaitable<{ entry: FuseEntryOut; open: FuseOpenOut }>;
-  tmpfile?(ctx: RequestContext, req: TmpfileRequest): Awaitable<{ entry: FuseEntryOut; open: FuseOpenOut }>;
+  create?(ctx: RequestContext, req: CreateRequest): Awaitable<{ entry: FuseEntryOutReply; open: FuseOpenOut }>;
+  tmpfile?(ctx: RequestContext, req: TmpfileRequest): Awaitable<{ entry: FuseEntryOutReply; open: FuseOpenOut }>;
   read?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): Awaitable<ReadReply>;
   write?(ctx: RequestContext, req: WriteRequest): Awaitable<number>;
   flush?(ctx: RequestContext, req: FlushRequest): Awaitable<void>;

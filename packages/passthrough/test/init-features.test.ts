@@ -18,6 +18,8 @@ import {
   FuseOpcode,
   joinInitFlags,
   type FuseEntryOut,
+  fuseAttrOf,
+  type FuseEntryOutReply,
 } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { O_APPEND, O_CREAT, O_DIRECTORY, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, S_IFDIR, S_IFREG } from '../src/sys/constants';
@@ -224,7 +226,7 @@ describe.each([
       mount('--bind', path.join(dir, 'src'), path.join(dir, 'bind'));
     });
 
-    const isSubmount = (e: FuseEntryOut): boolean => (e.attr.flags & FUSE_ATTR_SUBMOUNT) !== 0;
+    const isSubmount = (e: FuseEntryOutReply): boolean => (fuseAttrOf(e.attr).flags & FUSE_ATTR_SUBMOUNT) !== 0;
 
     test('directories on another mount (another filesystem, or a bind mount) are flagged', async () => {
       expect((await start({ announceSubmounts: true })) & FUSE_SUBMOUNTS).toBe(FUSE_SUBMOUNTS);

@@ -42,6 +42,7 @@ import {
   packDirents,
   type DirEntry,
   type FuseEntryOut,
+  fuseAttrOf,
 } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { lseek as hostLseek } from '../src/sys/libc';
@@ -204,7 +205,7 @@ describe.each<[string, number, Partial<PassthroughOptions>]>([
         if (name === '.' || name === '..') expect(e.entry!.nodeid).toBe(0n);
         else {
           expect(pfs.inodes.get(e.entry!.nodeid)!.lookups).toBe(1n);
-          expect(e.entry!.attr.ino).toBe(fs.lstatSync(path.join(dir, 'sub', name), { bigint: true }).ino);
+          expect(fuseAttrOf(e.entry!.attr).ino).toBe(fs.lstatSync(path.join(dir, 'sub', name), { bigint: true }).ino);
         }
       }
     });

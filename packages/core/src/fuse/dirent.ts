@@ -21,7 +21,7 @@ import {
   direntSize,
   FUSE_NAME_OFFSET,
   fuse_entry_out,
-  type FuseEntryOut,
+  type FuseEntryOutReply,
 } from './structs';
 
 // d_type values for fuse_dirent.type (<dirent.h>); equal to (mode & S_IFMT) >> 12.
@@ -53,7 +53,7 @@ export interface DirentEntry {
 
 /** One READDIRPLUS entry (struct fuse_direntplus). */
 export interface DirentplusEntry {
-  entry_out: FuseEntryOut;
+  entry_out: FuseEntryOutReply;
   dirent: DirentEntry;
 }
 

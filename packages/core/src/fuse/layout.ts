@@ -31,13 +31,13 @@ export function pad(type: ScalarType = 'u32', count = 1): PadSpec {
   return { kind: 'pad', type, count };
 }
 
-export type FieldSpec = ScalarType | PadSpec | Struct<object>;
+export type FieldSpec = ScalarType | PadSpec | Struct<object, never>;
 
 type FieldValue<S> = S extends 'u64' | 'i64'
   ? bigint
   : S extends ScalarType
     ? number
-    : S extends Struct<infer T>
+    : S extends Struct<infer T, never>
       ? T
       : never;
 
@@ -47,7 +47,23 @@ export type StructValue<F> = {
 };
 
 /** The value type of a declared struct, e.g. `StructType<typeof fuse_attr>`. */
-export type StructType<S> = S extends Struct<infer T> ? T : never;
+export type StructType<S> = S extends Struct<infer T, never> ? T : never;
+
+/**
+ * A nested struct given to a write as its wire bytes (exactly its size), copied as they are: a
+ * filesystem may fill fuse_attr straight from a host stat buffer instead of building its fields.
+ */
+export type WireBytes = Uint8Array;
+
+type FieldInput<S> = S extends Struct<unknown, infer I> ? I | WireBytes : FieldValue<S>;
+
+/** What a write accepts: the value type, where every nested struct may also be its wire bytes. */
+export type StructInput<F> = {
+  -readonly [K in keyof F as F[K] extends PadSpec ? never : K]: FieldInput<F[K]>;
+};
+
+/** The write-side type of a declared struct, e.g. `StructInputType<typeof fuse_entry_out>`. */
+export type StructInputType<S> = S extends Struct<unknown, infer I> ? I : never;
 
 export interface FieldInfo {
   readonly name: string;
@@ -58,7 +74,7 @@ export interface FieldInfo {
   readonly pad: boolean;
 }
 
-export interface Struct<T> {
+export interface Struct<T, I = T> {
   readonly kind: 'struct';
   /** The kernel's struct name, e.g. "fuse_attr". */
   readonly name: string;
@@ -75,11 +91,11 @@ export interface Struct<T> {
    */
   read(view: DataView, pos: number): T;
   /** Unchecked write at an absolute position of a DataView; pads are zeroed. */
-  write(view: DataView, pos: number, value: T): void;
+  write(view: DataView, pos: number, value: I): void;
   /** Bounds-checked decode of `size` bytes at `offset` of `bytes`. */
   decode(bytes: Uint8Array, offset?: number): T;
   /** Bounds-checked encode at `offset` of `bytes`; returns bytes written (= size). */
-  encode(value: T, bytes: Uint8Array, offset?: number): number;
+  encode(value: I, bytes: Uint8Array, offset?: number): number;
   /** A fresh all-zero value (a convenient starting point for replies). */
   zero(): T;
 }
@@ -139,9 +155,15 @@ function isPad(spec: FieldSpec): spec is PadSpec {
   return typeof spec === 'object' && spec.kind === 'pad';
 }
 
-interface Accessors<T> {
+interface Accessors<T, I> {
   read(view: DataView, pos: number): T;
-  write(view: DataView, pos: number, value: T): void;
+  write(view: DataView, pos: number, value: I): void;
+}
+
+/** Copies a nested struct given as wire bytes (see WireBytes). */
+function writeWire(view: DataView, pos: number, bytes: Uint8Array, size: number, name: string): void {
+  if (bytes.byteLength !== size) throw new RangeError(`struct ${name}: ${bytes.byteLength} wire bytes, expected ${size}`);
+  new Uint8Array(view.buffer, view.byteOffset + pos, size).set(bytes);
 }
 
 /**
@@ -152,11 +174,12 @@ export function defineStruct<const F extends Record<string, FieldSpec>>(
   name: string,
   size: number,
   spec: F,
-): Struct<StructValue<F>> {
+): Struct<StructValue<F>, StructInput<F>> {
   type T = StructValue<F>;
+  type I = StructInput<F>;
   const fields: FieldInfo[] = [];
   const offsets: Record<string, number> = {};
-  const nested: Struct<object>[] = [];
+  const nested: FieldSpec[] = [];
   const readParts: string[] = [];
   const writeParts: string[] = [];
   let pos = 0;
@@ -192,7 +215,7 @@ export function defineStruct<const F extends Record<string, FieldSpec>>(
       const k = nested.push(fs) - 1;
       fields.push({ name: field, offset: pos, size: fieldSize, type: 'struct', pad: false });
       readParts.push(`${field}: n${k}.read(v, ${at})`);
-      writeParts.push(`n${k}.write(v, ${at}, x.${field});`);
+      writeParts.push(`if (x.${field} instanceof Uint8Array) wire(v, ${at}, x.${field}, ${fs.size}, '${fs.name}'); else n${k}.write(v, ${at}, x.${field});`);
     }
     pos += fieldSize;
   }
@@ -209,8 +232,8 @@ export function defineStruct<const F extends Record<string, FieldSpec>>(
     `  write: function write_${name}(v, p, x) { ${writeParts.join(' ')} },\n` +
     `};`;
   // Generated code is built only from the identifiers validated above.
-  const factory = new Function(...deps, source) as (...deps: Struct<object>[]) => Accessors<T>;
-  const { read, write } = factory(...nested);
+  const factory = new Function('wire', ...deps, source) as (wire: typeof writeWire, ...deps: FieldSpec[]) => Accessors<T, I>;
+  const { read, write } = factory(writeWire, ...nested);
 
   const zeroBytes = new Uint8Array(size);
   const zeroView = new DataView(zeroBytes.buffer);
@@ -228,7 +251,7 @@ export function defineStruct<const F extends Record<string, FieldSpec>>(
       checkRange(bytes, offset, size, what);
       return read(viewOf(bytes), bytes.byteOffset + offset);
     },
-    encode(value: T, bytes: Uint8Array, offset = 0): number {
+    encode(value: I, bytes: Uint8Array, offset = 0): number {
       checkRange(bytes, offset, size, what);
       write(viewOf(bytes), bytes.byteOffset + offset, value);
       return size;

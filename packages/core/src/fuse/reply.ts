@@ -50,8 +50,8 @@ import {
   fuse_poll_out,
   fuse_write_out,
   type CuseInitOut,
-  type FuseAttrOut,
-  type FuseEntryOut,
+  type FuseAttrOutReply,
+  type FuseEntryOutReply,
   type FuseFileLock,
   type FuseInitOut,
   type FuseIoctlOut,
@@ -133,7 +133,7 @@ export function encodeStructReply<T>(
   bytes: Uint8Array,
   offset: number,
   unique: bigint,
-  layout: Struct<T>,
+  layout: Struct<unknown, T>,
   value: T,
   size: number = layout.size,
 ): number {
@@ -160,7 +160,7 @@ export function encodeEntryReply(
   bytes: Uint8Array,
   offset: number,
   unique: bigint,
-  entry: FuseEntryOut,
+  entry: FuseEntryOutReply,
   minor: number = FUSE_KERNEL_MINOR_VERSION,
 ): number {
   const size = minor < 9 ? FUSE_COMPAT_ENTRY_OUT_SIZE : fuse_entry_out.size;
@@ -172,7 +172,7 @@ export function encodeAttrReply(
   bytes: Uint8Array,
   offset: number,
   unique: bigint,
-  attr: FuseAttrOut,
+  attr: FuseAttrOutReply,
   minor: number = FUSE_KERNEL_MINOR_VERSION,
 ): number {
   const size = minor < 9 ? FUSE_COMPAT_ATTR_OUT_SIZE : fuse_attr_out.size;
@@ -189,7 +189,7 @@ export function encodeCreateReply(
   bytes: Uint8Array,
   offset: number,
   unique: bigint,
-  entry: FuseEntryOut,
+  entry: FuseEntryOutReply,
   open: FuseOpenOut,
 ): number {
   const len = OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size;
@@ -312,7 +312,7 @@ export function encodeNotify<T>(
   bytes: Uint8Array,
   offset: number,
   code: FuseNotifyCode,
-  layout: Struct<T>,
+  layout: Struct<unknown, T>,
   value: T,
   tail?: Uint8Array,
 ): number {

@@ -395,7 +395,7 @@ class Parser {
   }
 
   /** Reads `size` bytes as `layout`; a size below layout.size zero-fills the rest. */
-  struct<T>(layout: Struct<T>, size: number = layout.size): T {
+  struct<T>(layout: Struct<T, never>, size: number = layout.size): T {
     if (this.remaining < size) {
       this.fail(EINVAL, `truncated ${layout.name}: ${this.remaining} of ${size} bytes`);
     }
@@ -438,7 +438,7 @@ class Parser {
   }
 
   /** `count` fixed-size records filling the rest of the argument area. */
-  records<T>(layout: Struct<T>, count: number): T[] {
+  records<T>(layout: Struct<T, never>, count: number): T[] {
     if (count * layout.size !== this.remaining) {
       this.fail(EINVAL, `count ${count} x ${layout.name} does not match ${this.remaining} bytes`);
     }
@@ -468,7 +468,7 @@ class Parser {
 type Decoder<K extends FuseOpcode> = (p: Parser) => RequestOf<K>;
 
 /** Decoder for an opcode whose only argument is `layout`. */
-function fixed<K extends FuseOpcode, T>(opcode: K, layout: Struct<T>) {
+function fixed<K extends FuseOpcode, T>(opcode: K, layout: Struct<T, never>) {
   return (p: Parser) => {
     const arg = p.struct(layout);
     p.done();

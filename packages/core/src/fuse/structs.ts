@@ -13,7 +13,7 @@
  * the kernel copies them to and from signed time64_t, so they are declared
  * i64 here: a pre-1970 time is a negative bigint both ways. Same bytes.
  */
-import { defineStruct, pad, type StructType } from './layout';
+import { defineStruct, pad, type StructInputType, type StructType } from './layout';
 
 // ---------------------------------------------------------------------------
 // Building blocks
@@ -37,6 +37,11 @@ export const fuse_attr = defineStruct('fuse_attr', 88, {
   flags: 'u32', // FUSE_ATTR_*
 });
 export type FuseAttr = StructType<typeof fuse_attr>;
+
+/** The fields of an attr a reply carries, whichever form it has (decoded, or wire bytes). */
+export function fuseAttrOf(attr: FuseAttr | Uint8Array): FuseAttr {
+  return attr instanceof Uint8Array ? fuse_attr.decode(attr) : attr;
+}
 
 export const fuse_kstatfs = defineStruct('fuse_kstatfs', 80, {
   blocks: 'u64',
@@ -98,6 +103,8 @@ export const fuse_entry_out = defineStruct('fuse_entry_out', 128, {
   attr: fuse_attr,
 });
 export type FuseEntryOut = StructType<typeof fuse_entry_out>;
+/** fuse_entry_out as a reply takes it: its attr may be fuse_attr's wire bytes (layout.ts, WireBytes). */
+export type FuseEntryOutReply = StructInputType<typeof fuse_entry_out>;
 
 export const fuse_forget_in = defineStruct('fuse_forget_in', 8, {
   nlookup: 'u64',
@@ -132,6 +139,8 @@ export const fuse_attr_out = defineStruct('fuse_attr_out', 104, {
   attr: fuse_attr,
 });
 export type FuseAttrOut = StructType<typeof fuse_attr_out>;
+/** fuse_attr_out as a reply takes it: its attr may be fuse_attr's wire bytes (layout.ts, WireBytes). */
+export type FuseAttrOutReply = StructInputType<typeof fuse_attr_out>;
 
 export const fuse_setattr_in = defineStruct('fuse_setattr_in', 88, {
   valid: 'u32', // FATTR_*

@@ -28,8 +28,8 @@ import {
   fuse_lk_out,
   fuse_open_out,
   fuse_statfs_out,
-  type FuseAttrOut,
-  type FuseEntryOut,
+  type FuseAttrOutReply,
+  type FuseEntryOutReply,
   type FuseOpenOut,
 } from '../fuse/structs';
 import { packDirents, packDirentplus } from '../fuse/dirent';
@@ -60,11 +60,11 @@ function writeData(out: ReplyWriter, u: bigint, data: Uint8Array): void {
   if (room(out, u, OUT_HEADER_SIZE + data.byteLength)) out.commit(encodeDataReply(out.bytes, out.offset, u, data));
 }
 
-function writeEntry(out: ReplyWriter, u: bigint, e: FuseEntryOut, minor: number): void {
+function writeEntry(out: ReplyWriter, u: bigint, e: FuseEntryOutReply, minor: number): void {
   if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size)) out.commit(encodeEntryReply(out.bytes, out.offset, u, e, minor));
 }
 
-function writeAttr(out: ReplyWriter, u: bigint, a: FuseAttrOut, minor: number): void {
+function writeAttr(out: ReplyWriter, u: bigint, a: FuseAttrOutReply, minor: number): void {
   if (room(out, u, OUT_HEADER_SIZE + fuse_attr_out.size)) out.commit(encodeAttrReply(out.bytes, out.offset, u, a, minor));
 }
 
@@ -72,7 +72,7 @@ function writeOpen(out: ReplyWriter, u: bigint, r: FuseOpenOut): void {
   if (room(out, u, OUT_HEADER_SIZE + fuse_open_out.size)) out.commit(encodeOpenReply(out.bytes, out.offset, u, r));
 }
 
-function writeCreated(out: ReplyWriter, u: bigint, r: { entry: FuseEntryOut; open: FuseOpenOut }): void {
+function writeCreated(out: ReplyWriter, u: bigint, r: { entry: FuseEntryOutReply; open: FuseOpenOut }): void {
   if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size)) out.commit(encodeCreateReply(out.bytes, out.offset, u, r.entry, r.open));
 }
 
@@ -121,7 +121,7 @@ export class FuseServer {
     const u = req.header.unique;
     const minor = this.decodeOptions.minor;
     const done = (): void => writeEmpty(out, u);
-    const entry = (e: FuseEntryOut): void => writeEntry(out, u, e, minor);
+    const entry = (e: FuseEntryOutReply): void => writeEntry(out, u, e, minor);
     const missing = (): void => out.error(u, ENOSYS);
     switch (req.opcode) {
       case FuseOpcode.FUSE_INIT:

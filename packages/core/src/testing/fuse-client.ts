@@ -42,7 +42,7 @@ export class FuseClient {
     return b;
   }
 
-  struct<T>(s: Struct<T>, v: T): Buffer {
+  struct<T>(s: Struct<unknown, T>, v: T): Buffer {
     const b = Buffer.alloc(s.size);
     s.encode(v, b, 0);
     return b;

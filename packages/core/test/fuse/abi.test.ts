@@ -4,11 +4,11 @@ import * as fuse from '../../src/fuse';
 import type { Struct } from '../../src/fuse';
 import { ABI } from './abi.fixture';
 
-function isStruct(v: unknown): v is Struct<object> {
+function isStruct(v: unknown): v is Struct<object, never> {
   return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'struct';
 }
 
-const layouts = new Map<string, Struct<object>>();
+const layouts = new Map<string, Struct<object, never>>();
 for (const v of Object.values(fuse)) if (isStruct(v)) layouts.set(v.name, v);
 
 /** Flexible array members: not part of the layout, their offset is a constant. */

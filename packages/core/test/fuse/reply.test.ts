@@ -26,6 +26,7 @@ import {
   FUSE_ASYNC_READ,
   FUSE_HAS_INODE_DAX,
   fuse_attr,
+  fuseAttrOf,
   fuse_bmap_out,
   fuse_notify_inval_entry_out,
   FuseNotifyCode,
@@ -102,6 +103,19 @@ describe('bodies', () => {
     const attrOut = { attr_valid: 1n, attr_valid_nsec: 0, attr: entry(3n).attr };
     expect(encodeAttrReply(b, 0, U, attrOut)).toBe(16 + 104);
     expect(encodeAttrReply(b, 0, U, attrOut, 8)).toBe(16 + 96);
+  });
+
+  it('an attr given as its wire bytes encodes the same bytes as its fields; a wrong size is refused', () => {
+    const fields = entry(42n);
+    const wire = Buffer.alloc(fuse_attr.size);
+    fuse_attr.encode(fields.attr, wire);
+    const a = Buffer.alloc(144);
+    const b = Buffer.alloc(144, 0xee);
+    encodeEntryReply(a, 0, U, fields);
+    encodeEntryReply(b, 0, U, { ...fields, attr: wire });
+    expect(hex(b)).toBe(hex(a));
+    expect(fuseAttrOf(wire)).toEqual(fields.attr);
+    expect(() => encodeEntryReply(b, 0, U, { ...fields, attr: wire.subarray(8) })).toThrow(RangeError);
   });
 
   it('create reply: entry_out then open_out', () => {
