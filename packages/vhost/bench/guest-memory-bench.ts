@@ -10,55 +10,11 @@
 import * as fs from 'fs';
 import { DataType, define, load } from 'ffi-rs';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE, memfdCreate, mmap, munmap } from '../src/sys/libc';
-import { emitJson, machine, numArg, parseArgs, table } from './bench-util';
+import { type Op, type OpResult, emitJson, machine, measure, numArg, parseArgs, table } from './bench-util';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const SIZE = 8 * MiB;
-
-interface Op {
-  group: string;
-  name: string;
-  /** Runs the operation `n` times; returns something so the work is not optimized away. */
-  run(n: number): number;
-}
-
-interface OpResult {
-  group: string;
-  name: string;
-  nsPerOp: number;
-  minNs: number;
-  maxNs: number;
-  /** Throughput for copies, GB/s at the median. */
-  gbPerSec: number | null;
-}
-
-function measure(op: Op, roundMs: number, rounds: number, bytes: number | null): OpResult {
-  // Calibrate: find n so that one batch takes about 1/10 of a round.
-  let n = 1;
-  for (;;) {
-    const t0 = process.hrtime.bigint();
-    op.run(n);
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (dt > roundMs / 10 || n > 1e8) break;
-    n *= dt < roundMs / 100 ? 10 : 2;
-  }
-  const perRound: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    let ops = 0;
-    const t0 = process.hrtime.bigint();
-    let elapsed = 0;
-    while (elapsed < roundMs * 1e6) {
-      op.run(n);
-      ops += n;
-      elapsed = Number(process.hrtime.bigint() - t0);
-    }
-    perRound.push(elapsed / ops);
-  }
-  perRound.sort((a, b) => a - b);
-  const med = perRound[Math.floor(perRound.length / 2)];
-  return { group: op.group, name: op.name, nsPerOp: med, minNs: perRound[0], maxNs: perRound[perRound.length - 1], gbPerSec: bytes ? bytes / med : null };
-}
 
 function main(): void {
   const args = parseArgs(process.argv.slice(2));
