@@ -253,7 +253,8 @@ export class RingWorker {
    * Resolves when the thread is gone. A thread stuck in an uninterruptible call never goes: race it.
    * A started thread is asked to leave its loop and exits on its own (terminate() only if it has not
    * after a while); one still starting is given time to finish loading first: terminating a thread
-   * in the middle of loading the native library crashed the process at exit (glibc tcache abort).
+   * in the middle of loading the native library crashes the process (koffi: a failed napi_throw in
+   * its module init aborts; ffi-rs had a glibc tcache abort at exit).
    */
   terminate(): Promise<void> {
     if (!this.exited && !this.terminating) {
