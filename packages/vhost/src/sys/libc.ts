@@ -2,7 +2,7 @@
 // through koffi. The project's libc convention (the same in vhost, passthrough and cli): libc loaded
 // once per thread at module load, every function declared once at module scope with its C prototype
 // (a declaration costs about 12 µs, a call about 0.2 µs), errno read with koffi.errno() right after the
-// call, by check() (throws SysError) or orErrno() (returns -errno).
+// call by orErrno (the value, or -errno), and check(name, ret) throwing the package's error for -errno.
 import { getSystemErrorName } from 'node:util';
 import koffi from 'koffi';
 
@@ -20,9 +20,10 @@ export class SysError extends Error {
     readonly errno: number,
     detail: string = strerror(errno),
   ) {
-    super(`${syscall}: ${detail} (errno ${errno})`);
+    const code = errnoName(errno);
+    super(`${syscall}: ${detail} (errno ${errno} ${code})`);
     this.name = 'SysError';
-    this.code = errnoName(errno);
+    this.code = code;
   }
 }
 
@@ -35,15 +36,15 @@ export function errnoName(errno: number): string {
   }
 }
 
-/** `ret` of a call that failed when negative; throws SysError with the errno it left. Call right after. */
-export function check(name: string, ret: number): number {
-  if (ret < 0) throw new SysError(name, koffi.errno());
-  return ret;
-}
-
-/** `ret`, or -errno when the call failed (negative). Call right after the call. */
+/** `ret`, or -errno when the call failed (negative): wrap the call itself, nothing may run in between. */
 export function orErrno(ret: number): number {
   return ret < 0 ? -koffi.errno() : ret;
+}
+
+/** `ret` from orErrno; throws SysError when it is -errno. */
+export function check(name: string, ret: number): number {
+  if (ret < 0) throw new SysError(name, -ret);
+  return ret;
 }
 
 export const AF_UNIX = 1;
@@ -100,40 +101,40 @@ const c = {
 };
 
 export function socket(domain: number, type: number, protocol: number): number {
-  return check('socket', c.socket(domain, type, protocol));
+  return check('socket', orErrno(c.socket(domain, type, protocol)));
 }
 
 export function bind(fd: number, addr: Buffer): void {
-  check('bind', c.bind(fd, addr, addr.length));
+  check('bind', orErrno(c.bind(fd, addr, addr.length)));
 }
 
 export function listen(fd: number, backlog: number): void {
-  check('listen', c.listen(fd, backlog));
+  check('listen', orErrno(c.listen(fd, backlog)));
 }
 
 export function connect(fd: number, addr: Buffer): void {
-  check('connect', c.connect(fd, addr, addr.length));
+  check('connect', orErrno(c.connect(fd, addr, addr.length)));
 }
 
 /** Blocking accept; run it off the main thread. */
 export function accept4(fd: number, flags: number): number {
-  return check('accept4', c.accept4(fd, null, null, flags));
+  return check('accept4', orErrno(c.accept4(fd, null, null, flags)));
 }
 
 export function shutdown(fd: number, how: number): void {
-  check('shutdown', c.shutdown(fd, how));
+  check('shutdown', orErrno(c.shutdown(fd, how)));
 }
 
 export function eventfd(initval: number, flags: number): number {
-  return check('eventfd', c.eventfd(initval, flags));
+  return check('eventfd', orErrno(c.eventfd(initval, flags)));
 }
 
 export function memfdCreate(name: string, flags: number): number {
-  return check('memfd_create', c.memfdCreate(name, flags));
+  return check('memfd_create', orErrno(c.memfdCreate(name, flags)));
 }
 
 export function fcntl(fd: number, cmd: number, arg: number): number {
-  return check('fcntl', c.fcntl(fd, cmd, arg));
+  return check('fcntl', orErrno(c.fcntl(fd, cmd, arg)));
 }
 
 export function setNonBlocking(fd: number, on: boolean): void {
@@ -158,16 +159,16 @@ export function mmap(length: number, prot: number, flags: number, fd: number, of
 }
 
 export function munmap(m: Mapping): void {
-  check('munmap', c.munmap(m.address, m.length));
+  check('munmap', orErrno(c.munmap(m.address, m.length)));
 }
 
 /** recvmsg with the msghdr at `msghdr` (an address in memory that stays mapped, as the structs it points to). */
 export function recvmsg(fd: number, msghdr: bigint, flags: number): number {
-  return check('recvmsg', c.recvmsg(fd, msghdr, flags));
+  return check('recvmsg', orErrno(c.recvmsg(fd, msghdr, flags)));
 }
 
 export function sendmsg(fd: number, msghdr: bigint, flags: number): number {
-  return check('sendmsg', c.sendmsg(fd, msghdr, flags));
+  return check('sendmsg', orErrno(c.sendmsg(fd, msghdr, flags)));
 }
 
 export const LOCK_EX = 2;
