@@ -113,9 +113,7 @@ export class PoolWorker {
       void this.thread.terminate();
     } else if (!this.terminateWhenReady) {
       this.terminateWhenReady = true;
-      const force = setTimeout(() => void this.thread.terminate(), 1000);
-      force.unref();
-      void this.exitPromise.then(() => clearTimeout(force));
+      terminateAfter(this.thread, 1000, this.exitPromise);
     }
     return this.exitPromise;
   }
@@ -168,4 +166,11 @@ export class PoolWorker {
     this.actor.stop();
     this.hooks.onExit(this);
   }
+}
+
+/** Terminates `thread` after `ms` unless it has exited by then (the timer holds nothing open). */
+export function terminateAfter(thread: Worker, ms: number, exited: Promise<void>): void {
+  const force = setTimeout(() => void thread.terminate(), ms);
+  force.unref();
+  void exited.then(() => clearTimeout(force));
 }

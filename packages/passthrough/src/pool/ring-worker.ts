@@ -9,7 +9,7 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import { kickThread } from './cancel-signal';
 import type { Job } from './job';
-import type { PoolWorkerActor } from './pool-worker';
+import { terminateAfter, type PoolWorkerActor } from './pool-worker';
 import { poolWorkerMachine, type PoolWorkerContext } from './pool-worker.machine';
 import {
   H_COMPLETED,
@@ -261,9 +261,7 @@ export class RingWorker {
       this.terminating = true;
       Atomics.store(this.h, H_STOP, 1);
       Atomics.notify(this.h, H_SUBMITTED);
-      const force = setTimeout(() => void this.thread.terminate(), this.started ? 200 : 1000);
-      force.unref();
-      void this.exitPromise.then(() => clearTimeout(force));
+      terminateAfter(this.thread, this.started ? 200 : 1000, this.exitPromise);
     }
     return this.exitPromise;
   }
