@@ -261,7 +261,8 @@ export const STATX_SIZE = 256;
 
 /**
  * statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS) into `buf` (STATX_SIZE bytes,
- * reused by the caller): 0, or -errno. Works on O_PATH fds; decode with sys/stat.ts decodeStatx.
+ * reused by the caller: sys/stat.ts statxBuffer().bytes): 0, or -errno. Works on O_PATH fds; decode
+ * with sys/stat.ts decodeStatx.
  */
 export function statInto(fd: number, buf: Buffer): number {
   return orErrno(c.statx(fd, EMPTY, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, buf));

@@ -1,5 +1,5 @@
 // stat through libc's statx into a reused buffer (about 0.7 µs; works on O_PATH fds; Node's fstatSync
-// costs about twice that, as it builds a Stats object), decoded to a plain record so it can cross
+// with bigints and the record made from it cost 1.2 µs), decoded to a plain record so it can cross
 // postMessage. statInto/statAtInto (sys/libc.ts) + decodeStatx are the building blocks for code that
 // wants to read fields straight from the buffer.
 import { check } from './errno';
@@ -21,35 +21,49 @@ export interface StatRecord {
   ctimeNs: bigint;
 }
 
-/** A statx buffer for one caller (each thread has its own copy of this module, so of this buffer). */
-export function statxBuffer(): Buffer {
-  return Buffer.alloc(STATX_SIZE);
+/**
+ * A statx buffer with typed views over it: the decoder reads through the views (about 50 ns a record,
+ * against 600 ns through Buffer's readBigUInt64LE & co.). One per caller; statInto fills `bytes`.
+ */
+export interface StatxBuffer {
+  readonly bytes: Buffer;
+  readonly u16: Uint16Array;
+  readonly u32: Uint32Array;
+  readonly i64: BigInt64Array;
+  readonly u64: BigUint64Array;
 }
 
-// struct statx (linux/stat.h), the same layout on every architecture.
-const STX_BLKSIZE = 4;
-const STX_NLINK = 16;
-const STX_UID = 20;
-const STX_GID = 24;
-const STX_MODE = 28;
-const STX_INO = 32;
-const STX_SIZE = 40;
-const STX_BLOCKS = 48;
-const STX_ATIME = 64;
-const STX_CTIME = 96;
-const STX_MTIME = 112;
-const STX_RDEV_MAJOR = 128;
-const STX_DEV_MAJOR = 136;
+export function statxBuffer(): StatxBuffer {
+  const ab = new ArrayBuffer(STATX_SIZE);
+  return { bytes: Buffer.from(ab), u16: new Uint16Array(ab), u32: new Uint32Array(ab), i64: new BigInt64Array(ab), u64: new BigUint64Array(ab) };
+}
+
+// struct statx (linux/stat.h), the same layout on every architecture, as indexes into the views
+// (byte offset / element size).
+const U32_BLKSIZE = 1; // stx_blksize @4
+const U32_NLINK = 4; // @16
+const U32_UID = 5; // @20
+const U32_GID = 6; // @24
+const U16_MODE = 14; // @28
+const U64_INO = 4; // @32
+const U64_SIZE = 5; // @40
+const U64_BLOCKS = 6; // @48
+const I64_ATIME = 8; // stx_atime.tv_sec @64, tv_nsec (u32) @72
+const I64_CTIME = 12; // @96
+const I64_MTIME = 14; // @112
+const U32_RDEV_MAJOR = 32; // @128, minor @132
+const U32_DEV_MAJOR = 34; // @136, minor @140
 
 const NS = 1_000_000_000n;
 
-/** struct statx_timestamp (tv_sec i64, tv_nsec u32) at `off` in nanoseconds. */
-function timeNs(b: Buffer, off: number): bigint {
-  return b.readBigInt64LE(off) * NS + BigInt(b.readUInt32LE(off + 8));
+/** struct statx_timestamp (tv_sec i64, tv_nsec u32) at i64 index `i`, in nanoseconds. */
+function timeNs(b: StatxBuffer, i: number): bigint {
+  return b.i64[i] * NS + BigInt(b.u32[2 * i + 2]);
 }
 
 /** glibc's makedev: the dev_t that stat(2) and Node report for a (major, minor) pair. */
 function makedev(major: number, minor: number): bigint {
+  if (major === 0 && minor === 0) return 0n;
   if (major < 0x1000 && minor < 0x100000) return BigInt(((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0);
   const ma = BigInt(major);
   const mi = BigInt(minor);
@@ -57,21 +71,22 @@ function makedev(major: number, minor: number): bigint {
 }
 
 /** The record of a statx buffer filled by statInto/statAtInto. */
-export function decodeStatx(b: Buffer): StatRecord {
+export function decodeStatx(b: StatxBuffer): StatRecord {
+  const { u16, u32, u64 } = b;
   return {
-    dev: makedev(b.readUInt32LE(STX_DEV_MAJOR), b.readUInt32LE(STX_DEV_MAJOR + 4)),
-    ino: b.readBigUInt64LE(STX_INO),
-    mode: b.readUInt16LE(STX_MODE),
-    nlink: b.readUInt32LE(STX_NLINK),
-    uid: b.readUInt32LE(STX_UID),
-    gid: b.readUInt32LE(STX_GID),
-    rdev: makedev(b.readUInt32LE(STX_RDEV_MAJOR), b.readUInt32LE(STX_RDEV_MAJOR + 4)),
-    size: b.readBigUInt64LE(STX_SIZE),
-    blksize: b.readUInt32LE(STX_BLKSIZE),
-    blocks: b.readBigUInt64LE(STX_BLOCKS),
-    atimeNs: timeNs(b, STX_ATIME),
-    mtimeNs: timeNs(b, STX_MTIME),
-    ctimeNs: timeNs(b, STX_CTIME),
+    dev: makedev(u32[U32_DEV_MAJOR], u32[U32_DEV_MAJOR + 1]),
+    ino: u64[U64_INO],
+    mode: u16[U16_MODE],
+    nlink: u32[U32_NLINK],
+    uid: u32[U32_UID],
+    gid: u32[U32_GID],
+    rdev: makedev(u32[U32_RDEV_MAJOR], u32[U32_RDEV_MAJOR + 1]),
+    size: u64[U64_SIZE],
+    blksize: u32[U32_BLKSIZE],
+    blocks: u64[U64_BLOCKS],
+    atimeNs: timeNs(b, I64_ATIME),
+    mtimeNs: timeNs(b, I64_MTIME),
+    ctimeNs: timeNs(b, I64_CTIME),
   };
 }
 
@@ -79,12 +94,12 @@ const buf = statxBuffer();
 
 /** The inode behind fd (also an O_PATH fd, also a symlink's own); throws SysErrno. */
 export function fstatRecord(fd: number): StatRecord {
-  check('statx', statInto(fd, buf));
+  check('statx', statInto(fd, buf.bytes));
   return decodeStatx(buf);
 }
 
 /** lstat of `name` in directory `dirFd`; throws SysErrno. */
 export function statAtRecord(dirFd: number, name: Uint8Array): StatRecord {
-  check('statx', statAtInto(dirFd, name, buf));
+  check('statx', statAtInto(dirFd, name, buf.bytes));
   return decodeStatx(buf);
 }
