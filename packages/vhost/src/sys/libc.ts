@@ -32,7 +32,7 @@ export function errnoName(errno: number): string {
   try {
     return getSystemErrorName(-errno);
   } catch {
-    return `errno ${errno}`;
+    return 'unknown error';
   }
 }
 
