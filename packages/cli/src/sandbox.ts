@@ -12,8 +12,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DataType } from 'ffi-rs';
-import { libcCall } from './sys/libc';
+import { SYS_PIVOT_ROOT, check, flock, mount as mountCall, pivotRoot, umount2 } from './sys/libc';
 
 /**
  * Set in the sandboxed daemon's environment: `ROOT:MNTNS`, the empty directory to pivot into and the
@@ -43,17 +42,14 @@ export const SANDBOX_SHARE = '/share';
 
 /**
  * The tree the daemon's code comes from: the nearest directory above this file whose node_modules
- * holds ffi-rs (a checkout's root, or an install's), so that every package it loads is inside.
+ * holds koffi (a checkout's root, or an install's), so that every package it loads is inside.
  */
 export const CODE_DIR = ((): string => {
   for (let d = __dirname; d !== path.dirname(d); d = path.dirname(d)) {
-    if (fs.existsSync(path.join(d, 'node_modules', 'ffi-rs'))) return d;
+    if (fs.existsSync(path.join(d, 'node_modules', 'koffi'))) return d;
   }
   return path.resolve(__dirname, '..', '..', '..', '..');
 })();
-
-/** pivot_root(2) has no glibc wrapper: its syscall number. */
-const SYS_PIVOT_ROOT: Record<string, number> = { x64: 155, arm64: 41, riscv64: 41, ppc64: 203, s390x: 217 };
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -67,7 +63,7 @@ function pathIsServed(socketPath: string): boolean {
     return false; // no lock file: nobody serves it
   }
   try {
-    return libcCall('flock', DataType.I32, [DataType.I32, DataType.I32], [fd, LOCK_EX | LOCK_NB]).value !== 0;
+    return flock(fd, LOCK_EX | LOCK_NB) !== 0;
   } finally {
     fs.closeSync(fd); // closing releases the lock if we took it
   }
@@ -198,14 +194,9 @@ const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 1 << 18;
 const MNT_DETACH = 2;
-/** A libc call that returns 0 on success; throws with the call, its path arguments and errno otherwise. */
-function libc(funcName: string, paramsType: DataType[], paramsValue: unknown[]): void {
-  const r = libcCall(funcName, DataType.I32, paramsType, paramsValue);
-  if (r.value !== 0) throw new Error(`${funcName}(${paramsValue.filter((v) => typeof v === 'string').join(', ')}): ${r.message} (errno ${r.errno})`);
-}
-
+/** mount(2); throws SysError (sys/libc) naming the call and its paths. */
 function mount(source: string, target: string, fstype: string, flags: number): void {
-  libc('mount', [DataType.String, DataType.String, DataType.String, DataType.I64, DataType.String], [source, target, fstype, flags, '']);
+  check(`mount(${source}, ${target}, ${fstype})`, mountCall(source, target, fstype, flags));
 }
 
 /**
@@ -229,8 +220,8 @@ export function pivotIntoSandbox(root: string, sharedDir: string): string {
   fs.writeFileSync(inside('/dev/null'), '');
   mount('/dev/null', inside('/dev/null'), '', MS_BIND);
   process.chdir(root);
-  libc('syscall', [DataType.I64, DataType.String, DataType.String], [SYS_PIVOT_ROOT[process.arch], '.', 'oldroot']);
-  libc('umount2', [DataType.String, DataType.I32], ['/oldroot', MNT_DETACH]);
+  check('pivot_root(., oldroot)', pivotRoot('.', 'oldroot'));
+  check('umount2(/oldroot)', umount2('/oldroot', MNT_DETACH));
   fs.rmdirSync('/oldroot');
   process.chdir('/');
   // The tmpfs root itself read-only: the daemon writes only to the share.

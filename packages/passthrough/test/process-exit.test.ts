@@ -44,3 +44,41 @@ test.each([0, 2])('a process with blocked SETLKWs exits after shutdown (threadPo
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// ffi-rs crashed the process (SIGSEGV) when a worker that had loaded it exited or was terminated while
+// the main thread had not loaded it; the pool loaded libc in the main thread first to avoid that. With
+// koffi no such workaround is kept: this child's main thread never loads libc.
+const WORKERS = `
+const { Worker } = require('node:worker_threads');
+const libc = ${JSON.stringify(path.join(__dirname, '..', 'src', 'sys', 'libc.js'))};
+const body = 'const { parentPort, workerData } = require("node:worker_threads");' +
+  'const l = require(' + JSON.stringify(libc) + ');' +
+  'parentPort.postMessage(l.gettid());' +
+  'if (workerData === "spin") for (;;) l.gettid();' +
+  'if (workerData === "exit") process.exit(0);';
+(async () => {
+  for (const mode of ['exit', 'spin', 'end', 'exit', 'spin']) {
+    const w = new Worker(body, { eval: true, workerData: mode });
+    await new Promise((r) => w.once('message', r));
+    if (mode === 'spin') await w.terminate();
+    else await new Promise((r) => w.once('exit', r));
+  }
+  const loaded = Object.keys(require.cache).some((k) => k.includes('koffi'));
+  console.log(JSON.stringify({ loadedInMain: loaded }));
+})();
+`;
+
+test('workers that loaded libc exit and are terminated without the main thread loading it', () => {
+  const dir = tempDir();
+  try {
+    const script = path.join(dir, 'workers.js');
+    fs.writeFileSync(script, WORKERS);
+    const r = spawnSync(process.execPath, [script], { timeout: 10_000, encoding: 'utf8', cwd: path.join(__dirname, '..') });
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ loadedInMain: false });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

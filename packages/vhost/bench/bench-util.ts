@@ -88,3 +88,49 @@ export function emitJson(args: Map<string, string>, data: unknown): void {
 export function monoNs(): number {
   return Number(process.hrtime.bigint());
 }
+
+/** One operation of an ns/op benchmark. */
+export interface Op {
+  group: string;
+  name: string;
+  /** Runs the operation `n` times; returns something so the work is not optimized away. */
+  run(n: number): number;
+}
+
+export interface OpResult {
+  group: string;
+  name: string;
+  nsPerOp: number;
+  minNs: number;
+  maxNs: number;
+  /** Throughput for copies, GB/s at the median. */
+  gbPerSec: number | null;
+}
+
+/** ns per operation: calibrated batches for `rounds` rounds of `roundMs`; the median round and the spread. */
+export function measure(op: Op, roundMs: number, rounds: number, bytes: number | null): OpResult {
+  // Calibrate: find n so that one batch takes about 1/10 of a round.
+  let n = 1;
+  for (;;) {
+    const t0 = process.hrtime.bigint();
+    op.run(n);
+    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (dt > roundMs / 10 || n > 1e8) break;
+    n *= dt < roundMs / 100 ? 10 : 2;
+  }
+  const perRound: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    let ops = 0;
+    const t0 = process.hrtime.bigint();
+    let elapsed = 0;
+    while (elapsed < roundMs * 1e6) {
+      op.run(n);
+      ops += n;
+      elapsed = Number(process.hrtime.bigint() - t0);
+    }
+    perRound.push(elapsed / ops);
+  }
+  perRound.sort((a, b) => a - b);
+  const med = perRound[Math.floor(perRound.length / 2)];
+  return { group: op.group, name: op.name, nsPerOp: med, minNs: perRound[0], maxNs: perRound[perRound.length - 1], gbPerSec: bytes ? bytes / med : null };
+}

@@ -1,64 +1,20 @@
 // Guest memory access options on a memfd, in ns per operation:
-//   (a) mmap through ffi-rs + createExternalBuffer (src/sys/libc.ts mmap): a 16-byte descriptor read
+//   (a) mmap through koffi + koffi.view (src/sys/libc.ts mmap): a 16-byte descriptor read
 //       through a DataView, copies of 4 KiB and 1 MiB in and out of the mapping;
 //   (b) fs.readSync / fs.writeSync with a position (pread/pwrite) on the memfd;
-//   (c) memcpy called through ffi-rs (load, and a function made once with define).
+//   (c) memcpy called through koffi (declared once).
 // Each operation runs for a fixed time in several rounds; the table shows the median round and the
 // spread (min-max) of the rounds.
 //
 //   npx tsc -b packages/vhost && node packages/vhost/dist/bench/guest-memory-bench.js [--round-ms MS] [--rounds N] [--json FILE]
 import * as fs from 'fs';
-import { DataType, define, load } from 'ffi-rs';
+import koffi from 'koffi';
 import { MAP_SHARED, MFD_CLOEXEC, PROT_READ, PROT_WRITE, memfdCreate, mmap, munmap } from '../src/sys/libc';
-import { emitJson, machine, numArg, parseArgs, table } from './bench-util';
+import { type Op, type OpResult, emitJson, machine, measure, numArg, parseArgs, table } from './bench-util';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const SIZE = 8 * MiB;
-
-interface Op {
-  group: string;
-  name: string;
-  /** Runs the operation `n` times; returns something so the work is not optimized away. */
-  run(n: number): number;
-}
-
-interface OpResult {
-  group: string;
-  name: string;
-  nsPerOp: number;
-  minNs: number;
-  maxNs: number;
-  /** Throughput for copies, GB/s at the median. */
-  gbPerSec: number | null;
-}
-
-function measure(op: Op, roundMs: number, rounds: number, bytes: number | null): OpResult {
-  // Calibrate: find n so that one batch takes about 1/10 of a round.
-  let n = 1;
-  for (;;) {
-    const t0 = process.hrtime.bigint();
-    op.run(n);
-    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (dt > roundMs / 10 || n > 1e8) break;
-    n *= dt < roundMs / 100 ? 10 : 2;
-  }
-  const perRound: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    let ops = 0;
-    const t0 = process.hrtime.bigint();
-    let elapsed = 0;
-    while (elapsed < roundMs * 1e6) {
-      op.run(n);
-      ops += n;
-      elapsed = Number(process.hrtime.bigint() - t0);
-    }
-    perRound.push(elapsed / ops);
-  }
-  perRound.sort((a, b) => a - b);
-  const med = perRound[Math.floor(perRound.length / 2)];
-  return { group: op.group, name: op.name, nsPerOp: med, minNs: perRound[0], maxNs: perRound[perRound.length - 1], gbPerSec: bytes ? bytes / med : null };
-}
 
 function main(): void {
   const args = parseArgs(process.argv.slice(2));
@@ -161,47 +117,40 @@ function main(): void {
     return s;
   });
 
-  // (c) memcpy through ffi-rs. Buffers go as U8Array (zero-copy pointers to their bytes).
-  // libc.ts opened the library as 'libc' (memfdCreate above made sure of it).
-  const memcpyParams = { library: 'libc', retType: DataType.I64, paramsType: [DataType.U8Array, DataType.U8Array, DataType.I64] };
-  const defined = define({ memcpy: memcpyParams });
-  const memcpyLoad = (dst: Buffer, src: Buffer, len: number): number =>
-    load({ ...memcpyParams, funcName: 'memcpy', paramsValue: [dst, src, len] }) as unknown as number;
+  // (c) memcpy through koffi. Buffers go as pointers to their bytes (in place, no copy).
+  const memcpyFn = koffi.load('libc.so.6').func('void *memcpy(void *dst, const void *src, size_t n)') as (dst: Buffer, src: Buffer, n: number) => bigint;
+  const memcpy = (dst: Buffer, src: Buffer, len: number): number => Number(memcpyFn(dst, src, len) & 1n);
   const gView16 = guest.subarray(0, 16);
-  add('ffi memcpy', 'load(): 16 B out', 16, (n) => {
-    for (let k = 0; k < n; k++) memcpyLoad(dst16, gView16, 16);
+  add('ffi memcpy', 'koffi: 16 B out', 16, (n) => {
+    for (let k = 0; k < n; k++) memcpy(dst16, gView16, 16);
     return dst16[0];
   });
-  add('ffi memcpy', 'load(): 4 KiB in', 4 * KiB, (n) => {
-    for (let k = 0; k < n; k++) memcpyLoad(gView4k, src4k, 4 * KiB);
+  add('ffi memcpy', 'koffi: 4 KiB in', 4 * KiB, (n) => {
+    for (let k = 0; k < n; k++) memcpy(gView4k, src4k, 4 * KiB);
     return gView4k[0];
   });
-  add('ffi memcpy', 'load(): 4 KiB out', 4 * KiB, (n) => {
-    for (let k = 0; k < n; k++) memcpyLoad(dst4k, gView4k, 4 * KiB);
+  add('ffi memcpy', 'koffi: 4 KiB out', 4 * KiB, (n) => {
+    for (let k = 0; k < n; k++) memcpy(dst4k, gView4k, 4 * KiB);
     return dst4k[0];
   });
-  add('ffi memcpy', 'define(): 4 KiB out', 4 * KiB, (n) => {
-    for (let k = 0; k < n; k++) defined.memcpy([dst4k, gView4k, 4 * KiB]);
-    return dst4k[0];
-  });
-  add('ffi memcpy', 'load(): 1 MiB out', MiB, (n) => {
-    for (let k = 0; k < n; k++) memcpyLoad(dst1m, gView1m, MiB);
+  add('ffi memcpy', 'koffi: 1 MiB out', MiB, (n) => {
+    for (let k = 0; k < n; k++) memcpy(dst1m, gView1m, MiB);
     return dst1m[0];
   });
 
-  // Sanity: each path really moves the bytes (ffi-rs must pass U8Array zero-copy for memcpy to work).
+  // Sanity: each path really moves the bytes (koffi must pass Buffers in place for memcpy to work).
   const checks: string[] = [];
   const pattern = Buffer.alloc(4 * KiB);
   for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 7 + 3) & 255;
   gView4k.fill(0);
-  memcpyLoad(gView4k, pattern, pattern.length);
-  if (!gView4k.equals(pattern)) checks.push('ffi memcpy into the mapping did not land (U8Array argument copied?)');
+  memcpy(gView4k, pattern, pattern.length);
+  if (!gView4k.equals(pattern)) checks.push('ffi memcpy into the mapping did not land (Buffer argument copied?)');
   dst4k.fill(0);
   fs.readSync(fd, dst4k, 0, 4 * KiB, G4K);
   if (!dst4k.equals(pattern)) checks.push('pread did not see the mapping\'s bytes');
   dst4k.fill(0);
-  defined.memcpy([dst4k, gView4k, 4 * KiB]);
-  if (!dst4k.equals(pattern)) checks.push('ffi memcpy (define) out of the mapping did not land');
+  memcpy(dst4k, gView4k, 4 * KiB);
+  if (!dst4k.equals(pattern)) checks.push('ffi memcpy out of the mapping did not land');
 
   const results: OpResult[] = [];
   for (const { op, bytes } of ops) {
@@ -220,7 +169,7 @@ function main(): void {
     ),
   );
   if (checks.length) console.log(`CHECKS FAILED:\n  ${checks.join('\n  ')}`);
-  else console.log('checks: memcpy through ffi-rs and pread see the same bytes as the mapping (zero-copy U8Array)');
+  else console.log('checks: memcpy through koffi and pread see the same bytes as the mapping (Buffers passed in place)');
   emitJson(args, { bench: 'guest-memory', machine: machine(), roundMs, rounds, results, checksFailed: checks, sink: sink & 1 });
 }
 

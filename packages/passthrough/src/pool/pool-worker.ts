@@ -28,6 +28,9 @@ export class PoolWorker {
   private current: Job | undefined;
   private kickTimer: NodeJS.Timeout | undefined;
   private exited = false;
+  /** The thread posted 'ready': it has loaded everything (koffi's native module among it). */
+  private ready = false;
+  private terminateWhenReady = false;
   private readonly exitPromise: Promise<void>;
   private idleWaiters: Array<() => void> = [];
   /** Set by the pool for idle waiters: the timer that retires the worker. */
@@ -99,9 +102,19 @@ export class PoolWorker {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Resolves when the thread is gone. A thread stuck in an uninterruptible call never goes: race it. */
+  /**
+   * Resolves when the thread is gone. A thread stuck in an uninterruptible call never goes: race it.
+   * One still starting is terminated only once it is ready (or after 1 s): terminating a thread in the
+   * middle of loading koffi's native module aborts the process (a failed napi_throw in its init).
+   */
   terminate(): Promise<void> {
-    if (!this.exited) void this.thread.terminate();
+    if (this.exited) return this.exitPromise;
+    if (this.ready) {
+      void this.thread.terminate();
+    } else if (!this.terminateWhenReady) {
+      this.terminateWhenReady = true;
+      terminateAfter(this.thread, 1000, this.exitPromise);
+    }
     return this.exitPromise;
   }
 
@@ -130,6 +143,8 @@ export class PoolWorker {
   private onMessage(m: WorkerMessage): void {
     switch (m.type) {
       case 'ready':
+        this.ready = true;
+        if (this.terminateWhenReady) void this.thread.terminate();
         this.actor.send({ type: 'READY', tid: m.tid });
         return;
       case 'blocking':
@@ -151,4 +166,11 @@ export class PoolWorker {
     this.actor.stop();
     this.hooks.onExit(this);
   }
+}
+
+/** Terminates `thread` after `ms` unless it has exited by then (the timer holds nothing open). */
+export function terminateAfter(thread: Worker, ms: number, exited: Promise<void>): void {
+  const force = setTimeout(() => void thread.terminate(), ms);
+  force.unref();
+  void exited.then(() => clearTimeout(force));
 }

@@ -2,7 +2,7 @@
 // in Atomics.wait when there is nothing to run. It never returns to its event loop: everything it needs
 // is in shared memory; it only posts the "ready" message and doorbells.
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { gettid, ensureLibc } from '../sys/libc';
+import { gettid } from '../sys/libc';
 import { unblockCancelSignal } from './cancel-signal';
 import type { CancelToken, Op, OpOutcome } from './ops';
 import {
@@ -36,7 +36,6 @@ export interface GenericMessage {
 const port = parentPort;
 if (!port) throw new Error('ring-main must run in a worker thread');
 
-ensureLibc();
 unblockCancelSignal();
 const init = workerData as RingWorkerInit;
 const ring = new Ring(init.slots, init.ring);

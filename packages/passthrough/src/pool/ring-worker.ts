@@ -10,7 +10,7 @@ import { createActor, type InspectionEvent, type Observer } from 'xstate';
 import { EINTR, EIO } from '@vfsd/core/abi';
 import { kickThread } from './cancel-signal';
 import type { Job } from './job';
-import type { PoolWorkerActor } from './pool-worker';
+import { terminateAfter, type PoolWorkerActor } from './pool-worker';
 import { poolWorkerMachine, type PoolWorkerContext } from './pool-worker.machine';
 import {
   H_COMPLETED,
@@ -252,16 +252,15 @@ export class RingWorker {
    * Resolves when the thread is gone. A thread stuck in an uninterruptible call never goes: race it.
    * A started thread is asked to leave its loop and exits on its own (terminate() only if it has not
    * after a while); one still starting is given time to finish loading first: terminating a thread
-   * in the middle of loading the native library crashed the process at exit (glibc tcache abort).
+   * in the middle of loading the native library crashes the process (koffi: a failed napi_throw in
+   * its module init aborts; ffi-rs had a glibc tcache abort at exit).
    */
   terminate(): Promise<void> {
     if (!this.exited && !this.terminating) {
       this.terminating = true;
       Atomics.store(this.h, H_STOP, 1);
       Atomics.notify(this.h, H_SUBMITTED);
-      const force = setTimeout(() => void this.thread.terminate(), this.started ? 200 : 1000);
-      force.unref();
-      void this.exitPromise.then(() => clearTimeout(force));
+      terminateAfter(this.thread, this.started ? 200 : 1000, this.exitPromise);
     }
     return this.exitPromise;
   }

@@ -58,7 +58,7 @@ import {
 } from '../sys/libc';
 import { EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
 import { useCred } from '../sys/creds';
-import { fstatRecord, statRecord } from '../sys/stat';
+import { fstatRecord, statAtRecord } from '../sys/stat';
 import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
 
 const AT_FDCWD = -100;
@@ -213,7 +213,7 @@ function newMode(dirFd: number, m: NewMode): number {
  * with HANDLE_KILLPRIV_V2 (on WRITE, SETATTR and O_TRUNC opens); the daemon, root, would keep them.
  */
 function killSuidgid(fd: number, isPathFd = false): void {
-  const mode = Number(fs.fstatSync(fd).mode);
+  const mode = fstatRecord(fd).mode;
   let kill = mode & S_ISUID;
   if ((mode & (S_ISGID | S_IXGRP)) === (S_ISGID | S_IXGRP)) kill |= S_ISGID;
   if (kill === 0) return;
@@ -317,7 +317,7 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
     case 'lookupAt':
       return lookupAt(op.dirFd, op.name);
     case 'statAt':
-      return statRecord(fs.lstatSync(Buffer.concat([Buffer.from(`/proc/self/fd/${op.dirFd}/`), op.name]), { bigint: true }));
+      return statAtRecord(op.dirFd, op.name);
     case 'reopen':
       // The magic link resolves to the inode itself, never through a path a guest could swap.
       return fs.openSync(`/proc/self/fd/${op.fd}`, (op.flags & ~O_NOFOLLOW) | O_CLOEXEC);

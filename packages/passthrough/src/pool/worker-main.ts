@@ -1,6 +1,6 @@
 // Entry point of a pool worker thread: runs ops one at a time, synchronously, and reports each.
 import { parentPort, workerData } from 'node:worker_threads';
-import { gettid, ensureLibc } from '../sys/libc';
+import { gettid } from '../sys/libc';
 import { unblockCancelSignal } from './cancel-signal';
 import { ControlBlock } from './control-block';
 import type { RunRequest, WorkerInit, WorkerMessage } from './messages';
@@ -10,7 +10,6 @@ import { runOp } from './run-op';
 const port = parentPort;
 if (!port) throw new Error('worker-main must run in a worker thread');
 
-ensureLibc();
 unblockCancelSignal();
 const control = new ControlBlock((workerData as WorkerInit).control);
 const tid = gettid();

@@ -11,7 +11,6 @@
 // A running call can be cancelled (AbortSignal or shutdown): see PoolWorker.cancel.
 import { EINTR, FsError, type Awaitable } from '@vfsd/core/abi';
 import type { InspectionEvent, Observer } from 'xstate';
-import { ensureLibc } from '../sys/libc';
 import { installCancelSignalHandler } from './cancel-signal';
 import { Job } from './job';
 import { NEVER_CANCELLED, type Op, type OpKind, type OpResult } from './ops';
@@ -135,9 +134,9 @@ export class WorkerPool {
     this.workerDepth = Math.max(1, Math.floor(options.workerDepth ?? 16));
     this.workerSpinUs = Math.max(0, options.workerSpinUs ?? 0);
     this.watchdogMs = Math.max(1, options.watchdogMs ?? 50);
-    // ffi-rs must be loaded in the main thread before any worker loads it (else a worker's exit crashes
-    // the process), and the cancel handler must exist before the first signal is sent.
-    ensureLibc();
+    // The cancel handler must exist before the first signal is sent. (ffi-rs needed libc loaded in the
+    // main thread before any worker, or a worker's exit crashed the process; koffi does not: see
+    // test/process-exit.test.ts.)
     installCancelSignalHandler();
     for (let i = 0; i < this.threadPoolSize; i++) this.spawnRegular();
     // Waiters start with the first blocking call, not here: an isolate costs about 10 MB resident, and

@@ -10,10 +10,7 @@
 // Supplementary groups: as virtiofsd, none are applied for the caller (the FUSE header does not carry
 // them); the daemon drops its own (see dropSupplementaryGroups) so the caller never gains root's.
 import { isMainThread } from 'node:worker_threads';
-import { DataType, load } from 'ffi-rs';
-import { ensureLibc } from './libc';
-
-const LIB = 'vfsd-passthrough-libc';
+import { setfsgid, setfsuid } from './libc';
 
 /** The ids a request runs with (the FUSE header's uid/gid). */
 export interface Cred {
@@ -34,14 +31,9 @@ let restoreQueued = false;
 /** Switches made by this thread (for tests and measurements). */
 let switches = 0;
 
-function raw(funcName: 'setfsuid' | 'setfsgid', id: number): number {
-  ensureLibc();
-  return load({ library: LIB, funcName, retType: DataType.I32, paramsType: [DataType.I32], paramsValue: [id] }) as unknown as number;
-}
-
 /** The thread's current fsuid and fsgid as the kernel has them (setfs*id(-1) changes nothing, returns the current id). */
 export function kernelFsIds(): Cred {
-  return { uid: raw('setfsuid', -1) >>> 0, gid: raw('setfsgid', -1) >>> 0 };
+  return { uid: setfsuid(-1) >>> 0, gid: setfsgid(-1) >>> 0 };
 }
 
 function set(uid: number, gid: number): void {
@@ -50,11 +42,11 @@ function set(uid: number, gid: number): void {
   // Going back to the daemon: fsuid first; leaving it: fsuid last. The thread never holds a guest's
   // gid together with root's filesystem capabilities longer than between the two calls.
   if (uid === DAEMON_UID) {
-    if (uid !== curUid) raw('setfsuid', uid);
-    if (gid !== curGid) raw('setfsgid', gid);
+    if (uid !== curUid) setfsuid(uid);
+    if (gid !== curGid) setfsgid(gid);
   } else {
-    if (gid !== curGid) raw('setfsgid', gid);
-    if (uid !== curUid) raw('setfsuid', uid);
+    if (gid !== curGid) setfsgid(gid);
+    if (uid !== curUid) setfsuid(uid);
   }
   curUid = uid;
   curGid = gid;

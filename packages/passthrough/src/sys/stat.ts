@@ -1,6 +1,9 @@
-// fstat through Node's fs (about 1 µs; works on O_PATH fds), reduced to a plain record so it can cross
-// postMessage (a BigIntStats instance would arrive without its prototype).
-import * as fs from 'node:fs';
+// stat through libc's statx into a reused buffer (about 0.7 µs; works on O_PATH fds; Node's fstatSync
+// with bigints and the record made from it cost 1.2 µs), decoded to a plain record so it can cross
+// postMessage. statInto/statAtInto (sys/libc.ts) + decodeStatx are the building blocks for code that
+// wants to read fields straight from the buffer.
+import { check } from './errno';
+import { STATX_SIZE, statAtInto, statInto } from './libc';
 
 export interface StatRecord {
   dev: bigint;
@@ -18,24 +21,85 @@ export interface StatRecord {
   ctimeNs: bigint;
 }
 
-export function fstatRecord(fd: number): StatRecord {
-  return statRecord(fs.fstatSync(fd, { bigint: true }));
+/**
+ * A statx buffer with typed views over it: the decoder reads through the views (about 50 ns a record,
+ * against 600 ns through Buffer's readBigUInt64LE & co.). One per caller; statInto fills `bytes`.
+ */
+export interface StatxBuffer {
+  readonly bytes: Buffer;
+  readonly u16: Uint16Array;
+  readonly u32: Uint32Array;
+  readonly i64: BigInt64Array;
+  readonly u64: BigUint64Array;
 }
 
-export function statRecord(s: fs.BigIntStats): StatRecord {
+export function statxBuffer(): StatxBuffer {
+  const ab = new ArrayBuffer(STATX_SIZE);
+  return { bytes: Buffer.from(ab), u16: new Uint16Array(ab), u32: new Uint32Array(ab), i64: new BigInt64Array(ab), u64: new BigUint64Array(ab) };
+}
+
+// struct statx (linux/stat.h), the same layout on every architecture, as indexes into the views
+// (byte offset / element size).
+const U32_BLKSIZE = 1; // stx_blksize @4
+const U32_NLINK = 4; // @16
+const U32_UID = 5; // @20
+const U32_GID = 6; // @24
+const U16_MODE = 14; // @28
+const U64_INO = 4; // @32
+const U64_SIZE = 5; // @40
+const U64_BLOCKS = 6; // @48
+const I64_ATIME = 8; // stx_atime.tv_sec @64, tv_nsec (u32) @72
+const I64_CTIME = 12; // @96
+const I64_MTIME = 14; // @112
+const U32_RDEV_MAJOR = 32; // @128, minor @132
+const U32_DEV_MAJOR = 34; // @136, minor @140
+
+const NS = 1_000_000_000n;
+
+/** struct statx_timestamp (tv_sec i64, tv_nsec u32) at i64 index `i`, in nanoseconds. */
+function timeNs(b: StatxBuffer, i: number): bigint {
+  return b.i64[i] * NS + BigInt(b.u32[2 * i + 2]);
+}
+
+/** glibc's makedev: the dev_t that stat(2) and Node report for a (major, minor) pair. */
+function makedev(major: number, minor: number): bigint {
+  if (major === 0 && minor === 0) return 0n;
+  if (major < 0x1000 && minor < 0x100000) return BigInt(((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0);
+  const ma = BigInt(major);
+  const mi = BigInt(minor);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+/** The record of a statx buffer filled by statInto/statAtInto. */
+export function decodeStatx(b: StatxBuffer): StatRecord {
+  const { u16, u32, u64 } = b;
   return {
-    dev: s.dev,
-    ino: s.ino,
-    mode: Number(s.mode),
-    nlink: Number(s.nlink),
-    uid: Number(s.uid),
-    gid: Number(s.gid),
-    rdev: s.rdev,
-    size: s.size,
-    blksize: Number(s.blksize),
-    blocks: s.blocks,
-    atimeNs: s.atimeNs,
-    mtimeNs: s.mtimeNs,
-    ctimeNs: s.ctimeNs,
+    dev: makedev(u32[U32_DEV_MAJOR], u32[U32_DEV_MAJOR + 1]),
+    ino: u64[U64_INO],
+    mode: u16[U16_MODE],
+    nlink: u32[U32_NLINK],
+    uid: u32[U32_UID],
+    gid: u32[U32_GID],
+    rdev: makedev(u32[U32_RDEV_MAJOR], u32[U32_RDEV_MAJOR + 1]),
+    size: u64[U64_SIZE],
+    blksize: u32[U32_BLKSIZE],
+    blocks: u64[U64_BLOCKS],
+    atimeNs: timeNs(b, I64_ATIME),
+    mtimeNs: timeNs(b, I64_MTIME),
+    ctimeNs: timeNs(b, I64_CTIME),
   };
+}
+
+const buf = statxBuffer();
+
+/** The inode behind fd (also an O_PATH fd, also a symlink's own); throws SysErrno. */
+export function fstatRecord(fd: number): StatRecord {
+  check('statx', statInto(fd, buf.bytes));
+  return decodeStatx(buf);
+}
+
+/** lstat of `name` in directory `dirFd`; throws SysErrno. */
+export function statAtRecord(dirFd: number, name: Uint8Array): StatRecord {
+  check('statx', statAtInto(dirFd, name, buf.bytes));
+  return decodeStatx(buf);
 }

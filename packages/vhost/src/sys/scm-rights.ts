@@ -1,6 +1,6 @@
 // sendmsg/recvmsg with file descriptors in SCM_RIGHTS ancillary data. Node's net module drops
 // ancillary data, so the msghdr, iovec and cmsg buffers are laid out by hand in one private page
-// mapped through ffi-rs (its numeric address is what the kernel structs point to).
+// mapped through koffi (its numeric address is what the kernel structs point to).
 import {
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -75,14 +75,14 @@ export class ScmChannel {
       b.writeInt32LE(SCM_RIGHTS, CMSG + 12);
       fds.forEach((f, i) => b.writeInt32LE(f, CMSG + 16 + 4 * i));
     }
-    return sendmsg(fd, this.page.pointer, MSG_NOSIGNAL);
+    return sendmsg(fd, this.page.address, MSG_NOSIGNAL);
   }
 
   /** Receives up to `maxLength` bytes into `data` with any fds (marked close-on-exec). */
   receive(fd: number, maxLength: number, withFds: boolean): Received {
     if (maxLength > MAX_SCM_DATA) throw new Error(`receive too long: ${maxLength}`);
     this.layout(maxLength, withFds ? CMSG_SPACE : 0);
-    const length = recvmsg(fd, this.page.pointer, MSG_CMSG_CLOEXEC);
+    const length = recvmsg(fd, this.page.address, MSG_CMSG_CLOEXEC);
     const b = this.page.buffer;
     const fds: number[] = [];
     const controlLength = Number(b.readBigUInt64LE(MSGHDR + 40));

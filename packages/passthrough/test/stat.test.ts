@@ -1,0 +1,89 @@
+// The statx-into-a-buffer path (sys/stat.ts) must give the same record as Node's fstat/lstat, for
+// every kind of inode the passthrough holds, through O_PATH fds and by name.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { O_CLOEXEC, O_NOFOLLOW, O_PATH } from '../src/sys/constants';
+import { errnoOf } from '../src/sys/errno';
+import { statInto, statAtInto } from '../src/sys/libc';
+import { decodeStatx, fstatRecord, statAtRecord, statxBuffer, type StatRecord } from '../src/sys/stat';
+import { tempDir } from './helpers';
+
+function nodeRecord(s: fs.BigIntStats): StatRecord {
+  return {
+    dev: s.dev,
+    ino: s.ino,
+    mode: Number(s.mode),
+    nlink: Number(s.nlink),
+    uid: Number(s.uid),
+    gid: Number(s.gid),
+    rdev: s.rdev,
+    size: s.size,
+    blksize: Number(s.blksize),
+    blocks: s.blocks,
+    atimeNs: s.atimeNs,
+    mtimeNs: s.mtimeNs,
+    ctimeNs: s.ctimeNs,
+  };
+}
+
+describe('statx into a reused buffer', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'file'), 'hello');
+    fs.mkdirSync(path.join(dir, 'sub'));
+    fs.symlinkSync('file', path.join(dir, 'link'));
+    // A time before 1970 with nanoseconds: the floor split must survive the decoder.
+    fs.utimesSync(path.join(dir, 'file'), new Date(-1234567), new Date(1700000000123));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test.each(['file', 'sub', 'link', '.'])('fstatRecord of an O_PATH fd of %s equals Node lstat', (name) => {
+    const p = path.join(dir, name);
+    const fd = fs.openSync(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    try {
+      expect(fstatRecord(fd)).toEqual(nodeRecord(fs.lstatSync(p, { bigint: true })));
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test('a device node: rdev and dev encoded as Node has them', () => {
+    const fd = fs.openSync('/dev/null', O_PATH | O_CLOEXEC);
+    try {
+      expect(fstatRecord(fd)).toEqual(nodeRecord(fs.statSync('/dev/null', { bigint: true })));
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test('statAtRecord does not follow a final symlink; a missing name is ENOENT', () => {
+    const dfd = fs.openSync(dir, O_PATH | O_CLOEXEC);
+    try {
+      expect(statAtRecord(dfd, Buffer.from('link'))).toEqual(nodeRecord(fs.lstatSync(path.join(dir, 'link'), { bigint: true })));
+      expect(() => statAtRecord(dfd, Buffer.from('missing'))).toThrow();
+      let errno = 0;
+      try {
+        statAtRecord(dfd, Buffer.from('missing'));
+      } catch (err) {
+        errno = errnoOf(err);
+      }
+      expect(errno).toBe(2);
+    } finally {
+      fs.closeSync(dfd);
+    }
+  });
+
+  test('statInto/statAtInto fill a caller buffer in place and return -errno', () => {
+    const buf = statxBuffer();
+    const fd = fs.openSync(path.join(dir, 'file'), 'r');
+    try {
+      expect(statInto(fd, buf.bytes)).toBe(0);
+      expect(decodeStatx(buf)).toEqual(nodeRecord(fs.fstatSync(fd, { bigint: true })));
+      expect(statInto(-1, buf.bytes)).toBe(-9); // EBADF
+      expect(statAtInto(-100, Buffer.from(path.join(dir, 'nope')), buf.bytes)).toBe(-2);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+});
