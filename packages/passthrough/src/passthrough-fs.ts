@@ -79,8 +79,8 @@ import {
   type FileSystem,
   type FlushRequest,
   type ForgetRequest,
-  type FuseAttrOut,
-  type FuseEntryOut,
+  type FuseAttrOutReply,
+  type FuseEntryOutReply,
   type FuseFileLock,
   type FuseOpcode,
   type FuseOpenOut,
@@ -94,7 +94,7 @@ import {
   type RequestContext,
 } from '@vfsd/core/abi';
 import { always, recover, then, type Awaitable } from '@vfsd/core/abi';
-import { timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
+import { addAttrFlags, timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
 import { IoSlabs } from './io-slabs';
@@ -192,7 +192,7 @@ const W_OK = 2;
 const RENAME_FLAGS = 1 | 2 | 4; // NOREPLACE | EXCHANGE | WHITEOUT
 
 /** The READDIRPLUS entry of '.' and '..': nodeid 0, which the kernel skips (no lookup counted). */
-function noEntry(ino: bigint, type: number): FuseEntryOut {
+function noEntry(ino: bigint, type: number): FuseEntryOutReply {
   return {
     nodeid: 0n,
     generation: 0n,
@@ -348,7 +348,7 @@ export class PassthroughFs implements FileSystem {
     return { flags, flags2 };
   }
 
-  lookup(ctx: RequestContext, req: LookupRequest): Awaitable<FuseEntryOut> {
+  lookup(ctx: RequestContext, req: LookupRequest): Awaitable<FuseEntryOutReply> {
     checkLookupName(req.name);
     const parent = this.inodes.pin(req.header.nodeid);
     // '..' of the root is the root itself: never the host directory above it.
@@ -376,7 +376,7 @@ export class PassthroughFs implements FileSystem {
    * still found by its stat, with no new fd; a new one fails with EMFILE/ENFILE, as virtiofsd's lookup
    * does. Nothing is leaked and the daemon goes on serving: FORGETs free fds.
    */
-  private async lookupAtLimit(ctx: RequestContext, parent: InodeEntry, name: Buffer, err: unknown): Promise<FuseEntryOut> {
+  private async lookupAtLimit(ctx: RequestContext, parent: InodeEntry, name: Buffer, err: unknown): Promise<FuseEntryOutReply> {
     if (!(err instanceof FsError) || (err.errno !== EMFILE && err.errno !== ENFILE)) throw err;
     const st = await this.pool.submit({ kind: 'statAt', dirFd: parent.handle.fd, name }, this.submitOptions(ctx)).catch(() => undefined);
     const known = st && !this.closed ? this.inodes.addKnownLookup(st) : undefined;
@@ -392,7 +392,7 @@ export class PassthroughFs implements FileSystem {
     for (const f of req.forgets) this.forgetOne(f.nodeid, f.nlookup);
   }
 
-  getattr(ctx: RequestContext, req: GetattrRequest): Awaitable<FuseAttrOut> {
+  getattr(ctx: RequestContext, req: GetattrRequest): Awaitable<FuseAttrOutReply> {
     return this.withInode(req.header.nodeid, (inode) =>
       then(this.counted(ctx, { kind: 'fstat', fd: inode.handle.fd }), (st) => toAttrOut(st, this.attrTimeout)),
     );
@@ -528,7 +528,7 @@ export class PassthroughFs implements FileSystem {
 
   // ---- file data ----
 
-  create(ctx: RequestContext, req: CreateRequest): Awaitable<{ entry: FuseEntryOut; open: FuseOpenOut }> {
+  create(ctx: RequestContext, req: CreateRequest): Awaitable<{ entry: FuseEntryOutReply; open: FuseOpenOut }> {
     checkName(req.name);
     this.checkWritable();
     return this.withInode(req.header.nodeid, (parent) => {
@@ -539,7 +539,7 @@ export class PassthroughFs implements FileSystem {
     });
   }
 
-  async tmpfile(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOut; open: FuseOpenOut }> {
+  async tmpfile(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOutReply; open: FuseOpenOut }> {
     this.checkWritable();
     return this.withInode(req.header.nodeid, async (parent) => {
       const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT));
@@ -639,27 +639,27 @@ export class PassthroughFs implements FileSystem {
 
   // ---- namespace ----
 
-  async mkdir(ctx: RequestContext, req: MkdirRequest): Promise<FuseEntryOut> {
+  async mkdir(ctx: RequestContext, req: MkdirRequest): Promise<FuseEntryOutReply> {
     checkName(req.name);
     this.checkWritable();
     const mode = this.newMode(req.arg);
     return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mkdirAt', dirFd, name: req.name, ...mode }));
   }
 
-  async mknod(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOut> {
+  async mknod(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOutReply> {
     checkName(req.name);
     this.checkWritable();
     const mode = { ...this.newMode(req.arg), mode: req.arg.mode & (S_IFMT | 0o7777) };
     return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mknodAt', dirFd, name: req.name, ...mode, rdev: req.arg.rdev }));
   }
 
-  async symlink(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOut> {
+  async symlink(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOutReply> {
     checkName(req.name);
     this.checkWritable();
     return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'symlinkAt', dirFd, name: req.name, target: req.linkname }));
   }
 
-  async link(ctx: RequestContext, req: LinkRequest): Promise<FuseEntryOut> {
+  async link(ctx: RequestContext, req: LinkRequest): Promise<FuseEntryOutReply> {
     checkName(req.newname);
     this.checkWritable();
     return this.withInode(req.arg.oldnodeid, async (inode) => {
@@ -705,7 +705,7 @@ export class PassthroughFs implements FileSystem {
     );
   }
 
-  async setattr(ctx: RequestContext, req: SetattrRequest): Promise<FuseAttrOut> {
+  async setattr(ctx: RequestContext, req: SetattrRequest): Promise<FuseAttrOutReply> {
     this.checkWritable();
     const a = req.arg;
     const st = await this.withInode(req.header.nodeid, (inode) => {
@@ -803,12 +803,11 @@ export class PassthroughFs implements FileSystem {
    * parent's (another filesystem, or a bind mount) carries FUSE_ATTR_SUBMOUNT, so the guest mounts it
    * separately (its own st_dev, as on the host).
    */
-  private entryOut(parent: InodeEntry | undefined, inode: InodeEntry, st: StatRecord): FuseEntryOut {
-    const out = toEntryOut(inode.nodeid, st, this.entryTimeout, this.attrTimeout);
+  private entryOut(parent: InodeEntry | undefined, inode: InodeEntry, st: StatRecord): FuseEntryOutReply {
     if (this.negotiated.submounts && parent && inode.type === S_IFDIR && inode !== parent && this.inodes.onOtherMount(parent, inode)) {
-      out.attr.flags |= FUSE_ATTR_SUBMOUNT;
+      addAttrFlags(st, FUSE_ATTR_SUBMOUNT);
     }
-    return out;
+    return toEntryOut(inode.nodeid, st, this.entryTimeout, this.attrTimeout);
   }
 
   private fileOpenFlags(): number {
@@ -870,7 +869,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** A lookup result becomes a counted inode and its entry. */
-  private addEntry(found: { fd: number; stat: StatRecord }): FuseEntryOut {
+  private addEntry(found: { fd: number; stat: StatRecord }): FuseEntryOutReply {
     if (this.closed) {
       closeQuietly(found.fd);
       throw new FsError(EINVAL, 'shut down');
@@ -880,12 +879,12 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** mkdir/mknod/symlink: created under the caller's fsuid/fsgid, then counted as a lookup. */
-  private async makeEntry(ctx: RequestContext, parent: bigint, op: (dirFd: number) => Op<'mkdirAt' | 'mknodAt' | 'symlinkAt'>): Promise<FuseEntryOut> {
+  private async makeEntry(ctx: RequestContext, parent: bigint, op: (dirFd: number) => Op<'mkdirAt' | 'mknodAt' | 'symlinkAt'>): Promise<FuseEntryOutReply> {
     const found = await this.withInode(parent, (dir) => this.run(ctx, op(dir.handle.fd)));
     return this.addEntry(found);
   }
 
-  private addCreated(made: { fd: number; pathFd: number; stat: StatRecord }): { entry: FuseEntryOut; open: FuseOpenOut } {
+  private addCreated(made: { fd: number; pathFd: number; stat: StatRecord }): { entry: FuseEntryOutReply; open: FuseOpenOut } {
     if (this.closed) {
       closeQuietly(made.fd);
       closeQuietly(made.pathFd);

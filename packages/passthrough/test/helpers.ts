@@ -18,6 +18,12 @@ import {
   type OpenRequest,
   type ReleaseRequest,
   type ForgetRequest,
+  fuseAttrOf,
+  type DirEntry,
+  type FuseAttrOut,
+  type FuseAttrOutReply,
+  type FuseEntryOut,
+  type FuseEntryOutReply,
   type ReadReply,
   type ReadRequest,
   type ReadTarget,
@@ -106,10 +112,32 @@ export function threadCount(): number {
   return fs.readdirSync('/proc/self/task').length;
 }
 
-/** Each method's answer as a promise: the type of a filesystem whose inline answers tests await alike. */
+/** A reply as the tests read it: attrs given as wire bytes decoded to their fields. */
+type Decoded<R> = R extends FuseEntryOutReply
+  ? FuseEntryOut
+  : R extends FuseAttrOutReply
+    ? FuseAttrOut
+    : R extends { entry: FuseEntryOutReply; open: infer O }
+      ? { entry: FuseEntryOut; open: O }
+      : R extends DirEntry[]
+        ? Array<Omit<DirEntry, 'entry'> & { entry?: FuseEntryOut }>
+        : R;
+
+/** Each method's answer as a promise of its decoded reply (inline answers and promises alike). */
 export type Promised<T> = {
-  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Awaited<R>> : T[K];
+  [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<Decoded<Awaited<R>>> : T[K];
 };
+
+/** Replaces attrs given as wire bytes (in entries, attr replies, create replies, dirent lists) by their fields. */
+function decodeReply(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(decodeReply);
+  if (v !== null && typeof v === 'object' && !(v instanceof Uint8Array)) {
+    const o = v as Record<string, unknown>;
+    if (o.attr instanceof Uint8Array) return { ...o, attr: fuseAttrOf(o.attr) };
+    if (o.entry !== undefined && typeof o.entry === 'object') return { ...o, entry: decodeReply(o.entry) };
+  }
+  return v;
+}
 
 export type PromisedPassthrough = Omit<Promised<PassthroughFs>, 'read'> & {
   read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array>;
@@ -127,7 +155,7 @@ export function promised(pfs: PassthroughFs): PromisedPassthrough {
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
         try {
-          return Promise.resolve((v as (...a: unknown[]) => unknown).apply(target, args));
+          return Promise.resolve((v as (...a: unknown[]) => unknown).apply(target, args)).then(decodeReply);
         } catch (e) {
           return Promise.reject(e);
         }

@@ -6,7 +6,29 @@ import { O_CLOEXEC, O_NOFOLLOW, O_PATH } from '../src/sys/constants';
 import { errnoOf } from '../src/sys/errno';
 import { statInto, statAtInto } from '../src/sys/libc';
 import { decodeStatx, fstatRecord, statAtRecord, statxBuffer, type StatRecord } from '../src/sys/stat';
+import { fuse_attr } from '@vfsd/core/abi';
 import { tempDir } from './helpers';
+
+const NS = 1_000_000_000n;
+
+/** Seconds and nanoseconds with floor division (a pre-1970 time keeps 0 <= nsec < 1e9). */
+function split(ns: bigint): [bigint, number] {
+  const sec = ns / NS - (ns % NS < 0n ? 1n : 0n);
+  return [sec, Number(ns - sec * NS)];
+}
+
+/** fuse_attr's wire bytes as the codec encodes Node's view of the inode (rdev: the low 32 bits of dev_t). */
+function nodeAttr(s: fs.BigIntStats): Uint8Array {
+  const [atime, atimensec] = split(s.atimeNs);
+  const [mtime, mtimensec] = split(s.mtimeNs);
+  const [ctime, ctimensec] = split(s.ctimeNs);
+  const out = new Uint8Array(fuse_attr.size);
+  fuse_attr.encode(
+    { ino: s.ino, size: s.size, blocks: s.blocks, atime, mtime, ctime, atimensec, mtimensec, ctimensec, mode: Number(s.mode), nlink: Number(s.nlink), uid: Number(s.uid), gid: Number(s.gid), rdev: Number(BigInt.asUintN(32, s.rdev)), blksize: Number(s.blksize), flags: 0 },
+    out,
+  );
+  return out;
+}
 
 function nodeRecord(s: fs.BigIntStats): StatRecord {
   return {
@@ -23,6 +45,7 @@ function nodeRecord(s: fs.BigIntStats): StatRecord {
     atimeNs: s.atimeNs,
     mtimeNs: s.mtimeNs,
     ctimeNs: s.ctimeNs,
+    attr: nodeAttr(s),
   };
 }
 

@@ -11,6 +11,7 @@
 import type { Op, OpKind, OpOutcome } from './ops';
 import type { FlockRecord } from '../sys/flock-struct';
 import type { StatRecord } from '../sys/stat';
+import { fuse_attr } from '@vfsd/core/abi';
 
 // Header words (Int32 indexes), each on its own 64-byte line: the two threads write different ones.
 export const H_SUBMITTED = 0; // jobs written by the main thread (wrapping counter)
@@ -67,6 +68,8 @@ const Q_ATIME = 15;
 const Q_MTIME = 16;
 const Q_CTIME = 17;
 const NAME_OFFSET = 256; // bytes
+/** A result's fuse_attr bytes: where the name was (the worker copied it before the call). */
+const ATTR_OFFSET = NAME_OFFSET;
 
 type CompactKind = 'fstat' | 'lookupAt' | 'reopen' | 'close' | 'flushFd' | 'ofdLock' | 'flock';
 const KIND_CODES: Record<CompactKind, number> = { fstat: 1, lookupAt: 2, reopen: 3, close: 4, flushFd: 5, ofdLock: 6, flock: 7 };
@@ -209,6 +212,7 @@ export class Ring {
       atimeNs: i64[q + Q_ATIME],
       mtimeNs: i64[q + Q_MTIME],
       ctimeNs: i64[q + Q_CTIME],
+      attr: this.u8.slice((w << 2) + ATTR_OFFSET, (w << 2) + ATTR_OFFSET + fuse_attr.size),
     };
   }
 
@@ -318,5 +322,6 @@ export class Ring {
     i64[q + Q_ATIME] = s.atimeNs;
     i64[q + Q_MTIME] = s.mtimeNs;
     i64[q + Q_CTIME] = s.ctimeNs;
+    this.u8.set(s.attr, (w << 2) + ATTR_OFFSET);
   }
 }

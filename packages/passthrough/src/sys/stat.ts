@@ -2,6 +2,7 @@
 // with bigints and the record made from it cost 1.2 µs), decoded to a plain record so it can cross
 // postMessage. statInto/statAtInto (sys/libc.ts) + decodeStatx are the building blocks for code that
 // wants to read fields straight from the buffer.
+import { fuse_attr } from '@vfsd/core/abi';
 import { check } from './errno';
 import { STATX_SIZE, statAtInto, statInto } from './libc';
 
@@ -19,6 +20,11 @@ export interface StatRecord {
   atimeNs: bigint;
   mtimeNs: bigint;
   ctimeNs: bigint;
+  /**
+   * The same attributes as fuse_attr's wire bytes (flags 0), copied word by word from the statx buffer:
+   * replies carry them as they are (no bigint arithmetic, no attr object per request).
+   */
+  attr: Uint8Array;
 }
 
 /**
@@ -70,6 +76,41 @@ function makedev(major: number, minor: number): bigint {
   return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
 }
 
+// fuse_attr's words, from the codec's layout (byte offset / 4).
+const A = Object.fromEntries(Object.entries(fuse_attr.offsets).map(([k, v]) => [k, v / 4])) as Record<keyof typeof fuse_attr.offsets, number>;
+const ATTR_WORDS = fuse_attr.size / 4;
+
+/** fuse_attr in wire layout from a statx buffer (rdev as the 32-bit dev_t the kernel decodes). */
+function attrWire(b: StatxBuffer): Uint8Array {
+  const x = b.u32;
+  const o = new Uint32Array(ATTR_WORDS);
+  o[A.ino] = x[2 * U64_INO];
+  o[A.ino + 1] = x[2 * U64_INO + 1];
+  o[A.size] = x[2 * U64_SIZE];
+  o[A.size + 1] = x[2 * U64_SIZE + 1];
+  o[A.blocks] = x[2 * U64_BLOCKS];
+  o[A.blocks + 1] = x[2 * U64_BLOCKS + 1];
+  o[A.atime] = x[2 * I64_ATIME];
+  o[A.atime + 1] = x[2 * I64_ATIME + 1];
+  o[A.mtime] = x[2 * I64_MTIME];
+  o[A.mtime + 1] = x[2 * I64_MTIME + 1];
+  o[A.ctime] = x[2 * I64_CTIME];
+  o[A.ctime + 1] = x[2 * I64_CTIME + 1];
+  o[A.atimensec] = x[2 * I64_ATIME + 2];
+  o[A.mtimensec] = x[2 * I64_MTIME + 2];
+  o[A.ctimensec] = x[2 * I64_CTIME + 2];
+  o[A.mode] = b.u16[U16_MODE];
+  o[A.nlink] = x[U32_NLINK];
+  o[A.uid] = x[U32_UID];
+  o[A.gid] = x[U32_GID];
+  const major = x[U32_RDEV_MAJOR];
+  const minor = x[U32_RDEV_MAJOR + 1];
+  // The low 32 bits of glibc's makedev, which is what the C virtiofsd passes on.
+  o[A.rdev] = ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12)) >>> 0;
+  o[A.blksize] = x[U32_BLKSIZE];
+  return new Uint8Array(o.buffer);
+}
+
 /** The record of a statx buffer filled by statInto/statAtInto. */
 export function decodeStatx(b: StatxBuffer): StatRecord {
   const { u16, u32, u64 } = b;
@@ -87,6 +128,7 @@ export function decodeStatx(b: StatxBuffer): StatRecord {
     atimeNs: timeNs(b, I64_ATIME),
     mtimeNs: timeNs(b, I64_MTIME),
     ctimeNs: timeNs(b, I64_CTIME),
+    attr: attrWire(b),
   };
 }
 

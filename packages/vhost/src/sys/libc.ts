@@ -98,6 +98,7 @@ const c = {
   sendmsg: libc.func('int64_t sendmsg(int fd, const void *msghdr, int flags)') as (fd: number, msghdr: bigint, flags: number) => number,
   flock: libc.func('int flock(int fd, int op)') as (fd: number, op: number) => number,
   getpid: libc.func('int getpid(void)') as () => number,
+  write: libc.func('int64_t write(int fd, const void *buf, size_t count)') as (fd: number, buf: Buffer, count: number) => number,
 };
 
 export function socket(domain: number, type: number, protocol: number): number {
@@ -181,6 +182,11 @@ export function tryFlock(fd: number, op: number): boolean {
   if (r === 0) return true;
   if (r === -EWOULDBLOCK) return false;
   throw new SysError('flock', -r);
+}
+
+/** write(2) of `buf`: bytes written, or -errno. */
+export function writeFd(fd: number, buf: Buffer): number {
+  return orErrno(c.write(fd, buf, buf.length));
 }
 
 export function getpid(): number {
