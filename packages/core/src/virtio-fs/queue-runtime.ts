@@ -99,6 +99,9 @@ export class FuseSession {
   }
 }
 
+/** Replies pushed within one drain between two notifications (see finished()). */
+const NOTIFY_BATCH = Number(process.env.VFSD_NOTIFY_BATCH ?? 16);
+
 /** Scratch for small replies that do not fit the first writable segment (a Linux out header has its own). */
 const SCRATCH_BYTES = 64 << 10;
 
@@ -110,6 +113,8 @@ export class QueueRuntime implements RingControl, RequestQueue {
   private readonly waitingRuns = new Set<RequestRun>();
   private stopping = false;
   private draining = false;
+  /** Replies pushed in this drain and not yet announced. */
+  private unannounced = 0;
   private notifyScheduled = false;
   private readonly notifyNow = (): void => {
     this.notifyScheduled = false;
@@ -176,6 +181,7 @@ export class QueueRuntime implements RingControl, RequestQueue {
     } finally {
       this.draining = false;
     }
+    this.unannounced = 0;
     this.vq.notify();
   }
 
@@ -219,11 +225,14 @@ export class QueueRuntime implements RingControl, RequestQueue {
     session.liveRequests--;
     session.completed++;
     this.vq.push(run.chain.head, len);
-    // With EVENT_IDX a notify is a check of the driver's used_event (an eventfd write only when it asks):
-    // each reply is announced as soon as it is pushed, so the driver refills while we go on. Without
-    // it, one notify per drain or per tick of late replies.
-    if (this.vq.features.eventIdx) this.vq.notify();
-    else if (!this.draining) this.scheduleNotify();
+    // Within a drain, replies are announced every NOTIFY_BATCH pushes (and at its end), so the driver
+    // refills while we go on without an eventfd write per reply; with EVENT_IDX the write happens only
+    // if the driver asked (used_event). Late replies (the pool's) are announced once per tick.
+    if (!this.draining) this.scheduleNotify();
+    else if (++this.unannounced >= NOTIFY_BATCH && this.vq.features.eventIdx) {
+      this.unannounced = 0;
+      this.vq.notify();
+    }
   }
 
   private scheduleNotify(): void {
