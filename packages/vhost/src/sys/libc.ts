@@ -68,6 +68,8 @@ export const MAP_ANONYMOUS = 0x20;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
 export const O_NONBLOCK = 0x800;
+export const O_ASYNC = 0x2000;
+export const F_SETOWN = 8;
 export const EAGAIN = 11;
 export const EINTR = 4;
 

@@ -1,10 +1,12 @@
-// The listening vhost-user socket and the one front-end connection served at a time.
+// The listening vhost-user socket and the one front-end connection served at a time, both read in
+// the main thread when the kernel signals them readable (sigio.ts), with non-blocking calls.
 import * as fs from 'fs';
 import * as path from 'path';
-import { Worker } from 'worker_threads';
-import { AF_UNIX, LOCK_EX, SHUT_RDWR, SOCK_CLOEXEC, SOCK_STREAM, bind, listen, shutdown, socket, sockaddrUn, tryFlock } from '../sys/libc';
-import { HEADER_SIZE, Header, decodeHeader } from '../protocol/messages';
-import { ReaderCommand, ReaderEvent, ReaderWorkerData } from './reader-events';
+import { AF_UNIX, EAGAIN, EINTR, LOCK_EX, SHUT_RDWR, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_STREAM, SysError, accept4, bind, listen, shutdown, socket, sockaddrUn, tryFlock } from '../sys/libc';
+import { ScmChannel } from '../sys/scm-rights';
+import type { Header } from '../protocol/messages';
+import { MessageReader } from './message-reader';
+import { watchReadable } from './sigio';
 
 export interface RawMessage {
   header: Header;
@@ -30,10 +32,19 @@ function closeFds(fds: readonly number[]): void {
   }
 }
 
-/** One front-end connection. Replies are written from the main thread (small, blocking writes). */
+/** A non-blocking socket whose buffer is full: wait this long between tries of a reply (rare: replies are small). */
+const SEND_RETRY_MS = 1;
+const SEND_RETRIES = 5000;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** One front-end connection. Replies are written from the main thread (small writes, retried if the socket is full). */
 export class Connection {
   private isClosed = false;
-  constructor(readonly fd: number) {}
+  constructor(
+    readonly fd: number,
+    /** Reads the socket now (after close(), to see its end). */
+    private readonly wake: () => void = () => undefined,
+  ) {}
 
   get closed(): boolean {
     return this.isClosed;
@@ -41,17 +52,25 @@ export class Connection {
 
   send(bytes: Buffer): boolean {
     if (this.isClosed) return false;
-    try {
-      let off = 0;
-      while (off < bytes.length) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
-      return true;
-    } catch {
-      // EPIPE/ECONNRESET: the reader will report the disconnect.
-      return false;
+    let off = 0;
+    let retries = 0;
+    while (off < bytes.length) {
+      try {
+        off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' && retries++ < SEND_RETRIES) {
+          Atomics.wait(sleeper, 0, 0, SEND_RETRY_MS);
+          continue;
+        }
+        // EPIPE/ECONNRESET (or a front-end that reads nothing for 5 s): the reader reports the end.
+        return false;
+      }
     }
+    return true;
   }
 
-  /** Asks the reader to stop: it wakes from recvmsg and reports `closed`. */
+  /** Ends the connection: the socket is shut down and its reader reports `closed`. */
   close(): void {
     if (this.isClosed) return;
     try {
@@ -59,6 +78,7 @@ export class Connection {
     } catch {
       // not connected any more
     }
+    setImmediate(this.wake);
   }
 
   /** @internal */
@@ -81,10 +101,11 @@ export interface ListenerOptions {
  * `onConnection` returns the handler for that connection's messages.
  */
 export class VhostUserListener {
-  private worker: Worker | null = null;
-  private readonly control = new SharedArrayBuffer(4);
-  private current: { conn: Connection; handler: ConnectionHandler } | null = null;
+  private current: { conn: Connection; handler: ConnectionHandler; reader: MessageReader; unwatch: () => void } | null = null;
+  private readonly scm = new ScmChannel();
+  private unwatchListener: (() => void) | null = null;
   private stopped = false;
+  private finished = false;
   /** Held (flock) while this daemon serves the path. */
   private lockFd: number | null = null;
   private doneResolve!: () => void;
@@ -152,59 +173,48 @@ export class VhostUserListener {
   }
 
   private start(): void {
-    const data: ReaderWorkerData = { listenFd: this.listenFd, control: this.control };
-    const w = new Worker(path.join(__dirname, 'socket-reader-worker.js'), { workerData: data });
-    this.worker = w;
-    w.on('message', (e: ReaderEvent) => this.onEvent(e));
-    w.on('error', (err) => this.finishConnection(`socket reader failed: ${err.message}`, true));
-    w.on('exit', () => {
-      this.worker = null;
-      this.stop();
-    });
-    // The worker sits in accept4/recvmsg, where Node cannot stop it: process.exit() would wait for
-    // it forever. Shutting the sockets down (synchronous) wakes it.
-    const onExit = (): void => this.stop();
-    process.once('exit', onExit);
-    void this.done.then(() => process.removeListener('exit', onExit));
+    this.unwatchListener = watchReadable(this.listenFd, () => this.accept());
   }
 
-  private onEvent(e: ReaderEvent): void {
-    switch (e.type) {
-      case 'connected': {
-        if (this.stopped) {
-          closeFds([e.fd]);
+  /** Takes a waiting front-end, unless one is served (the next waits in the backlog). */
+  private accept(): void {
+    if (this.stopped || this.current) return;
+    let fd: number;
+    try {
+      fd = accept4(this.listenFd, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    } catch (e) {
+      if (e instanceof SysError && (e.errno === EAGAIN || e.errno === EINTR)) return;
+      this.stop();
+      return;
+    }
+    const conn = new Connection(fd, () => this.read());
+    const reader = new MessageReader(fd, this.scm);
+    this.current = { conn, handler: this.onConnection(conn), reader, unwatch: () => undefined };
+    const cur = this.current;
+    cur.unwatch = watchReadable(fd, () => this.read());
+  }
+
+  /** Every whole message the connection has now, in order; then its end, if it ended. */
+  private read(): void {
+    for (;;) {
+      const cur = this.current;
+      if (!cur) return;
+      const r = cur.reader.next();
+      switch (r.kind) {
+        case 'wouldBlock':
           return;
-        }
-        const conn = new Connection(e.fd);
-        this.current = { conn, handler: this.onConnection(conn) };
-        return;
-      }
-      case 'message': {
-        const bytes = Buffer.from(e.bytes);
-        const msg: RawMessage = {
-          header: decodeHeader(bytes),
-          payload: bytes.subarray(HEADER_SIZE),
-          fds: e.fds,
-          fdsTruncated: e.fdsTruncated,
-        };
-        if (!this.current) {
-          closeFds(e.fds);
+        case 'message':
+          cur.handler.message(r.message);
+          break;
+        case 'end':
+          closeFds(r.fds);
+          this.finishConnection(r.reason, false);
           return;
-        }
-        this.current.handler.message(msg);
-        return;
+        case 'malformed':
+          closeFds(r.fds);
+          this.finishConnection(`malformed message: ${r.reason}`, false);
+          return;
       }
-      case 'malformed':
-        closeFds(e.fds);
-        this.finishConnection(`malformed message: ${e.reason}`, false);
-        return;
-      case 'disconnected':
-        closeFds(e.fds);
-        this.finishConnection(e.reason, false);
-        return;
-      case 'listener-closed':
-        this.stop();
-        return;
     }
   }
 
@@ -212,24 +222,24 @@ export class VhostUserListener {
     const cur = this.current;
     this.current = null;
     if (cur) {
+      cur.unwatch();
       cur.conn.release();
       cur.handler.closed(reason);
     }
     if (fatal || this.stopped || !this.options.reconnect) {
       this.stop();
+      this.finish();
       return;
     }
-    Atomics.store(new Int32Array(this.control), 0, ReaderCommand.AcceptNext);
-    Atomics.notify(new Int32Array(this.control), 0);
+    this.accept(); // one that connected meanwhile raised its signal while we were busy
   }
 
   /** Stops accepting, ends the current connection, removes the socket file. */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.current) this.current.conn.close();
-    Atomics.store(new Int32Array(this.control), 0, ReaderCommand.Exit);
-    Atomics.notify(new Int32Array(this.control), 0);
+    this.unwatchListener?.();
+    this.unwatchListener = null;
     try {
       shutdown(this.listenFd, SHUT_RDWR);
     } catch {
@@ -244,11 +254,15 @@ export class VhostUserListener {
         }
       }
     }
-    const finish = (): void => {
-      closeFds(this.lockFd === null ? [this.listenFd] : [this.listenFd, this.lockFd]);
-      this.doneResolve();
-    };
-    if (this.worker) this.worker.once('exit', finish);
-    else finish();
+    // The connection, if any, ends when its reader sees the shutdown; then finish().
+    if (this.current) this.current.conn.close();
+    else this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    closeFds(this.lockFd === null ? [this.listenFd] : [this.listenFd, this.lockFd]);
+    this.doneResolve();
   }
 }
