@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { EBADF, EINTR, EIO, FsError } from '@vfsd/core';
+import { EBADF, EINTR, EIO, FsError, fuseAttrOf } from '@vfsd/core';
+import type { StatRecord } from '../src/sys/stat';
 import { WorkerPool } from '../src';
 import { O_PATH } from '../src/sys/constants';
 import { postable } from '../src/pool/ring-worker';
@@ -10,6 +11,9 @@ import { sleep, tempDir } from './helpers';
 const F_OFD_SETLK = 37;
 const F_OFD_SETLKW = 38;
 const WRITE_ALL = { type: 1, start: 0n, len: 0n, pid: 0 };
+
+/** A stat record's size, from its fuse_attr bytes. */
+const sizeOf = (st: StatRecord): bigint => fuseAttrOf(st.attr).size;
 
 describe('WorkerPool', () => {
   let dir: string;
@@ -33,7 +37,7 @@ describe('WorkerPool', () => {
     const fd = fs.openSync(path.join(dir, 'f'), 'r');
     try {
       const st = await pool.submit({ kind: 'fstat', fd }, { unique: 5n });
-      expect(st.size).toBe(1n);
+      expect(sizeOf(st)).toBe(1n);
       await expect(pool.submit({ kind: 'fstat', fd: 1_000_000 })).rejects.toEqual(new FsError(EBADF, 'fstat'));
     } finally {
       fs.closeSync(fd);
@@ -109,11 +113,11 @@ describe('WorkerPool regular lane (rings, hybrid)', () => {
     expect(completed()).toBe(0);
     for (const depth of [1, 2]) await pool.submit({ kind: 'fstat', fd: files[1] }, { depth });
     expect(completed()).toBe(0);
-    for (const depth of [3, 64]) expect((await pool.submit({ kind: 'fstat', fd: files[1] }, { depth })).size).toBe(1n);
+    for (const depth of [3, 64]) expect(sizeOf(await pool.submit({ kind: 'fstat', fd: files[1] }, { depth }))).toBe(1n);
     expect(completed()).toBe(2);
     // Without a depth, the pool's own pending jobs count: the first two of a burst run inline.
     const burst = await Promise.all(files.slice(0, 8).map((fd) => pool.submit({ kind: 'fstat', fd })));
-    expect(burst.map((s) => Number(s.size))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(burst.map((s) => Number(sizeOf(s)))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
     expect(completed()).toBe(2 + 8 - 2);
   });
 
@@ -128,10 +132,10 @@ describe('WorkerPool regular lane (rings, hybrid)', () => {
           .submit({ kind: 'lookupAt', dirFd, name: Buffer.from(`f${i % 8}`) })
           .then((r) => {
             fs.closeSync(r.fd);
-            return Number(r.stat.size);
+            return Number(sizeOf(r.stat));
           });
       }
-      return pool.submit({ kind: 'fstat', fd: files[k] }).then((s) => Number(s.size));
+      return pool.submit({ kind: 'fstat', fd: files[k] }).then((s) => Number(sizeOf(s)));
     });
     const got = await Promise.all(jobs);
     got.forEach((v, i) => {
@@ -167,10 +171,10 @@ describe('WorkerPool regular lane (rings, hybrid)', () => {
     ac.abort();
     await expect(cancelled).rejects.toMatchObject({ errno: EINTR });
     const t0 = Date.now();
-    expect((await Promise.all(behind)).map((s) => Number(s.size))).toEqual([0, 1, 2, 3, 4]);
+    expect((await Promise.all(behind)).map((s) => Number(sizeOf(s)))).toEqual([0, 1, 2, 3, 4]);
     expect(Date.now() - t0).toBeLessThan(1000);
     // New jobs avoid the stuck worker.
-    expect(Number((await pool.submit({ kind: 'fstat', fd: files[2] })).size)).toBe(2);
+    expect(Number(sizeOf(await pool.submit({ kind: 'fstat', fd: files[2] })))).toBe(2);
     const writer = fs.openSync(name, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
     fs.closeSync(writer);
     fs.closeSync(await stuck);
@@ -192,9 +196,9 @@ describe('WorkerPool regular lane (rings, hybrid)', () => {
     await gone;
     fs.closeSync(writer);
     await expect(stuck).rejects.toMatchObject({ errno: EIO });
-    expect((await Promise.all(behind)).map((s) => Number(s.size))).toEqual([0, 1, 2, 3]);
+    expect((await Promise.all(behind)).map((s) => Number(sizeOf(s)))).toEqual([0, 1, 2, 3]);
     expect(pool.stats().regular).toBe(1);
-    expect(Number((await pool.submit({ kind: 'fstat', fd: files[5] })).size)).toBe(5);
+    expect(Number(sizeOf(await pool.submit({ kind: 'fstat', fd: files[5] })))).toBe(5);
   });
 
   test('worker actors exist only when asked for, or from the start with an inspector', async () => {

@@ -48,10 +48,6 @@ const W_D = 8; // lock pid
 const W_NAMELEN = 9;
 const W_R0 = 10; // result: fd / number / lock type
 const W_R1 = 11; // result: mode / lock pid
-const W_R2 = 12; // nlink
-const W_R3 = 13; // uid
-const W_R4 = 14; // gid
-const W_R5 = 15; // blksize
 // After the 64-bit words (bytes 64..143): the caller's ids.
 const W_HASCRED = 40; // 1: W_UID/W_GID hold the op's cred
 const W_UID = 41;
@@ -61,12 +57,6 @@ const Q_START = 8; // lock start (args and result)
 const Q_LEN = 9; // lock len (args and result)
 const Q_DEV = 10;
 const Q_INO = 11;
-const Q_RDEV = 12;
-const Q_SIZE = 13;
-const Q_BLOCKS = 14;
-const Q_ATIME = 15;
-const Q_MTIME = 16;
-const Q_CTIME = 17;
 const NAME_OFFSET = 256; // bytes
 /** A result's fuse_attr bytes: where the name was (the worker copied it before the call). */
 const ATTR_OFFSET = NAME_OFFSET;
@@ -198,22 +188,8 @@ export class Ring {
     const i32 = this.i32;
     const i64 = this.i64;
     const q = w >> 1;
-    return {
-      dev: i64[q + Q_DEV],
-      ino: i64[q + Q_INO],
-      mode: i32[w + W_R1] >>> 0,
-      nlink: i32[w + W_R2] >>> 0,
-      uid: i32[w + W_R3] >>> 0,
-      gid: i32[w + W_R4] >>> 0,
-      rdev: i64[q + Q_RDEV],
-      size: i64[q + Q_SIZE],
-      blksize: i32[w + W_R5] >>> 0,
-      blocks: i64[q + Q_BLOCKS],
-      atimeNs: i64[q + Q_ATIME],
-      mtimeNs: i64[q + Q_MTIME],
-      ctimeNs: i64[q + Q_CTIME],
-      attr: this.u8.slice((w << 2) + ATTR_OFFSET, (w << 2) + ATTR_OFFSET + fuse_attr.size),
-    };
+    const at = (w << 2) + ATTR_OFFSET;
+    return { dev: i64[q + Q_DEV], ino: i64[q + Q_INO], mode: i32[w + W_R1] >>> 0, attr: this.u8.slice(at, at + fuse_attr.size) };
   }
 
   // ---- worker thread ----
@@ -306,22 +282,10 @@ export class Ring {
   }
 
   private writeStat(w: number, s: StatRecord): void {
-    const i32 = this.i32;
-    const i64 = this.i64;
     const q = w >> 1;
-    i64[q + Q_DEV] = s.dev;
-    i64[q + Q_INO] = s.ino;
-    i32[w + W_R1] = s.mode;
-    i32[w + W_R2] = s.nlink;
-    i32[w + W_R3] = s.uid;
-    i32[w + W_R4] = s.gid;
-    i64[q + Q_RDEV] = s.rdev;
-    i64[q + Q_SIZE] = s.size;
-    i32[w + W_R5] = s.blksize;
-    i64[q + Q_BLOCKS] = s.blocks;
-    i64[q + Q_ATIME] = s.atimeNs;
-    i64[q + Q_MTIME] = s.mtimeNs;
-    i64[q + Q_CTIME] = s.ctimeNs;
+    this.i64[q + Q_DEV] = s.dev;
+    this.i64[q + Q_INO] = s.ino;
+    this.i32[w + W_R1] = s.mode;
     this.u8.set(s.attr, (w << 2) + ATTR_OFFSET);
   }
 }

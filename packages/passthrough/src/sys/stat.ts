@@ -6,24 +6,15 @@ import { fuse_attr } from '@vfsd/core/abi';
 import { check } from './errno';
 import { STATX_SIZE, statAtInto, statInto } from './libc';
 
+/**
+ * What the passthrough keeps of a stat: the identity and type the inode table needs, and the whole of it
+ * as fuse_attr's wire bytes (flags 0), copied word by word from the statx buffer: replies carry them as
+ * they are (no bigint arithmetic, no attr object per request). fuseAttrOf (core) reads the fields.
+ */
 export interface StatRecord {
   dev: bigint;
   ino: bigint;
   mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  rdev: bigint;
-  size: bigint;
-  blksize: number;
-  blocks: bigint;
-  atimeNs: bigint;
-  mtimeNs: bigint;
-  ctimeNs: bigint;
-  /**
-   * The same attributes as fuse_attr's wire bytes (flags 0), copied word by word from the statx buffer:
-   * replies carry them as they are (no bigint arithmetic, no attr object per request).
-   */
   attr: Uint8Array;
 }
 
@@ -59,13 +50,6 @@ const I64_CTIME = 12; // @96
 const I64_MTIME = 14; // @112
 const U32_RDEV_MAJOR = 32; // @128, minor @132
 const U32_DEV_MAJOR = 34; // @136, minor @140
-
-const NS = 1_000_000_000n;
-
-/** struct statx_timestamp (tv_sec i64, tv_nsec u32) at i64 index `i`, in nanoseconds. */
-function timeNs(b: StatxBuffer, i: number): bigint {
-  return b.i64[i] * NS + BigInt(b.u32[2 * i + 2]);
-}
 
 /** glibc's makedev: the dev_t that stat(2) and Node report for a (major, minor) pair. */
 function makedev(major: number, minor: number): bigint {
@@ -118,16 +102,6 @@ export function decodeStatx(b: StatxBuffer): StatRecord {
     dev: makedev(u32[U32_DEV_MAJOR], u32[U32_DEV_MAJOR + 1]),
     ino: u64[U64_INO],
     mode: u16[U16_MODE],
-    nlink: u32[U32_NLINK],
-    uid: u32[U32_UID],
-    gid: u32[U32_GID],
-    rdev: makedev(u32[U32_RDEV_MAJOR], u32[U32_RDEV_MAJOR + 1]),
-    size: u64[U64_SIZE],
-    blksize: u32[U32_BLKSIZE],
-    blocks: u64[U64_BLOCKS],
-    atimeNs: timeNs(b, I64_ATIME),
-    mtimeNs: timeNs(b, I64_MTIME),
-    ctimeNs: timeNs(b, I64_CTIME),
     attr: attrWire(b),
   };
 }

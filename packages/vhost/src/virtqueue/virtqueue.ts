@@ -167,6 +167,23 @@ export class Virtqueue {
     return popped;
   }
 
+  /**
+   * Bounded polling: with kicks suppressed (the driver need not write the kick eventfd, we need not be
+   * woken), watches the available index for up to `us` microseconds. True as soon as chains are
+   * available; else kicks are asked for again and the ring checked once more (no kick is lost).
+   */
+  pollAvailable(us: number): boolean {
+    const v = this.views;
+    if (!v || !this.enabled || this.broken) return false;
+    this.setKickSuppressed(true);
+    const until = performance.now() + us / 1000;
+    do {
+      if (((Atomics.load(v.avail, 1) - this.lastAvailIdx) & 0xffff) !== 0) return true;
+    } while (performance.now() < until);
+    this.setKickSuppressed(false);
+    return ((Atomics.load(v.avail, 1) - this.lastAvailIdx) & 0xffff) !== 0;
+  }
+
   private setKickSuppressed(suppressed: boolean): void {
     const v = this.views!;
     if (this.features.eventIdx) {
