@@ -2,7 +2,9 @@
  * vhost-user (or against its own echo device with --self-echo) and prints one JSON line per phase.
  *
  *   loadgen --socket S --workload getattr[,lookup-many] --depth D [--queues Q] [--seconds T]
- *           [--warmup W] [--count N] [--dir-entries N] [--hold] [--self-echo]
+ *           [--warmup W] [--count N] [--dir-entries N] [--hold] [--marks] [--self-echo]
+ * --hold waits for a line on stdin after setup and after each phase; --marks prints a mark at each
+ * edge of the timed window and waits for a line (the harness samples /proc there).
  *   loadgen --hold-lock FILE      (holds a POSIX write lock on FILE until stdin closes)
  *
  * The share layout it expects (the harness makes it): file.txt, data.bin and wdata.bin (64 MiB
@@ -134,7 +136,7 @@ static void req_getattr(struct worker *w, struct slot *s) {
 
 /* Starts a new op on a free slot. Returns 0 when there is nothing left to do (lookup-many). */
 static int start_op(struct worker *w, struct slot *s, uint64_t now) {
-  int kind = cur_kind;
+  int kind = s->lock ? K_SETLKW : cur_kind;
   if (kind == K_MIX) {
     uint64_t r = rnd(w) % 10;
     kind = r < 4 ? K_GETATTR : r < 7 ? K_LOOKUP : r < 9 ? K_READ4K : K_WRITE4K;
@@ -298,7 +300,7 @@ static void *worker_main(void *arg) {
     if (start_op(w, &w->slots[i], now)) inflight++;
   if (cur_kind == K_SETLKW_GETATTR) {
     struct slot *s = &w->slots[w->nslots];
-    s->kind = K_SETLKW;
+    s->lock = 1;
     start_op(w, s, now);
     w->setlkw_state = 1;
   }
@@ -430,6 +432,15 @@ static void sleep_watching(double seconds) {
   }
 }
 
+/* --marks: the harness samples the daemon's CPU at the timed window's edges; we wait for its ack. */
+static void mark(const char *what) {
+  if (!cfg.marks) return;
+  printf("{\"mark\":\"%s\"}\n", what);
+  fflush(stdout);
+  char line[64];
+  if (!fgets(line, sizeof line, stdin)) die("stdin closed at mark %s", what);
+}
+
 static double cpu_us(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -447,17 +458,22 @@ static void run_phase(int kind) {
     w->first_errno = w->setlkw_state = w->setlkw_errno = 0;
     w->bad_reason[0] = 0;
     memset(&w->hist, 0, sizeof w->hist);
-    for (int j = 0; j <= w->nslots; j++) w->slots[j].offset = (uint64_t)j << 20;
+    for (int j = 0; j <= w->nslots; j++) {
+      w->slots[j].offset = (uint64_t)j << 20;
+      w->slots[j].lock = 0;
+    }
   }
   uint64_t t0 = now_ns();
   double c0 = cpu_us();
   for (int i = 0; i < nworkers; i++) pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
   if (kind != K_LOOKUP_MANY) {
     sleep_watching(cfg.warmup);
+    mark("start");
     t0 = now_ns();
     c0 = cpu_us();
     atomic_store(&phase, PH_MEASURE);
     sleep_watching(cfg.seconds);
+    mark("end");
     stop_at = now_ns();
     atomic_store(&phase, PH_STOP);
   } else {
@@ -501,7 +517,7 @@ static void run_phase(int kind) {
 
 static void hold_point(const char *what) {
   if (!cfg.hold) return;
-  if (what) printf("{\"hold\":\"%s\"}\n", what);
+  printf("{\"hold\":\"%s\"}\n", what);
   fflush(stdout);
   char line[64];
   if (!fgets(line, sizeof line, stdin)) return;
@@ -534,6 +550,7 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--hold-lock") && v) return hold_lock(v);
     else if (!strcmp(a, "--self-echo")) cfg.self_echo = 1;
     else if (!strcmp(a, "--hold")) cfg.hold = 1;
+    else if (!strcmp(a, "--marks")) cfg.marks = 1;
     else if (!v) die("option %s needs a value", a);
     else if (!strcmp(a, "--socket")) cfg.socket = v, i++;
     else if (!strcmp(a, "--workload")) cfg.workloads = v, i++;
@@ -597,7 +614,7 @@ int main(int argc, char **argv) {
   hold_point("ready");
   for (int i = 0; i < nk; i++) {
     run_phase(kinds[i]);
-    hold_point(NULL);
+    hold_point("phase");
   }
   if (cfg.self_echo) {
     atomic_store(&echo_stop, 1);

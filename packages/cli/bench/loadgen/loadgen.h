@@ -83,7 +83,7 @@ struct cfg {
   const char *workloads;
   int depth, queues;
   double seconds, warmup;
-  int self_echo, hold;
+  int self_echo, hold, marks;
   long count;              /* lookup-many */
   int dir_entries;         /* readdirplus: expected named entries */
   size_t body_max;

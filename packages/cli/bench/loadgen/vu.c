@@ -148,7 +148,11 @@ int vu_connect(const char *path, int nqueues, struct vq *qs) {
   vu_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  if (connect(vu_sock, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect %s: %s", path, strerror(errno));
+  /* The socket file appears at bind(), before listen(): retry a refused connect for a while. */
+  for (int tries = 0; connect(vu_sock, (struct sockaddr *)&sa, sizeof sa) < 0; tries++) {
+    if ((errno != ECONNREFUSED && errno != ENOENT) || tries >= 500) die("connect %s: %s", path, strerror(errno));
+    usleep(10000);
+  }
   vu_send(SET_OWNER, NULL, 0, -1, 0);
   uint64_t feat = vu_get(GET_FEATURES);
   if (!(feat & (1ull << F_VERSION_1))) die("back-end lacks VIRTIO_F_VERSION_1");
