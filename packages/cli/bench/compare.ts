@@ -415,9 +415,18 @@ async function memory(o: Options, bin: string, share: string, cfg: DaemonConfig)
   return f;
 }
 
-function machine(): Record<string, string | number> {
+interface Machine {
+  nproc: number;
+  cpu: string;
+  kernel: string;
+  node: string;
+  peer: string;
+  loadavg: string;
+}
+
+function machine(): Machine {
   const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-  return { nproc: os.cpus().length, cpu: cpu ? cpu[1] : 'unknown', kernel: `${os.release()}`, node: process.version, peer: peerVersion() };
+  return { nproc: os.cpus().length, cpu: cpu ? cpu[1] : 'unknown', kernel: `${os.release()}`, node: process.version, peer: peerVersion(), loadavg: os.loadavg().map((x) => x.toFixed(2)).join(' ') };
 }
 
 function peerVersion(): string {
@@ -430,6 +439,9 @@ function peerVersion(): string {
 async function main(): Promise<void> {
   const t0 = Date.now();
   const o = parseArgs(process.argv.slice(2));
+  const load0 = os.loadavg()[0];
+  // Other work on the machine shows in every figure: say so up front.
+  if (load0 > 0.5) console.log(`note: load average ${load0.toFixed(2)} before the run: the machine is not quiet`);
   installCleanupHandlers();
   if (o.daemons.includes('c')) ensurePeer();
   const bin = buildLoadgen();
@@ -469,8 +481,8 @@ async function main(): Promise<void> {
 
   // ---------- the report ----------
   const date = new Date().toISOString().slice(0, 10);
-  const mach = machine();
-  console.log(`\nvfsd vs C virtiofsd (${mach.peer}), ${date}, ${mach.nproc} cores ${mach.cpu}, kernel ${mach.kernel}, node ${mach.node}`);
+  const mach = { ...machine(), loadavgBefore: load0.toFixed(2) };
+  console.log(`\nvfsd vs C virtiofsd (${mach.peer}), ${date}, ${mach.nproc} cores ${mach.cpu}, kernel ${mach.kernel}, node ${mach.node}; load average ${mach.loadavgBefore} before, ${mach.loadavg} after`);
   console.log(`cache=never (vfsd) / cache=none (C); ${o.seconds} s per point; ops/s, p50, p99 latency per request (create: of the CREATE+RELEASE+UNLINK triple; readdirplus: of a whole 1,000-entry listing).`);
   console.log(`best/best: the faster single-queue vfsd config ÷ the faster C config; p0/p0: pool 0 each. vfsd-2q: 2 request queues, QD/2 in flight on each (same total); the C daemon cannot serve 2.\n`);
   const rows = rowsOf(points, o, cfgs);

@@ -210,10 +210,10 @@ export async function startDaemon(cfg: DaemonConfig, share: string, dir: string)
     exitStatus: () => status,
     exited,
     async stop(ms = 3000) {
-      const own = await Promise.race([exited.then(() => true), sleep(ms).then(() => false)]);
+      const own = await settlesWithin(exited, ms);
       if (!own) {
         killTree(child, 'SIGTERM');
-        if (!(await Promise.race([exited.then(() => true), sleep(1000).then(() => false)]))) killTree(child, 'SIGKILL');
+        if (!(await settlesWithin(exited, 1000))) killTree(child, 'SIGKILL');
         await exited;
       }
       killTree(child, 'SIGKILL'); // the group: a forked server that outlived its parent
@@ -222,6 +222,17 @@ export async function startDaemon(cfg: DaemonConfig, share: string, dir: string)
     },
   };
   return d;
+}
+
+/** Whether p settles within ms (its timer cleared either way: no open handle left behind). */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<boolean>((res) => (timer = setTimeout(() => res(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), t]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function sleep(ms: number): Promise<void> {
