@@ -259,11 +259,11 @@ function esc(s: string): string {
 }
 
 /** Grouped bars of vfsd-best / C-best per workload, one bar per queue depth, a line at parity. */
-export function chartSvg(rows: Row[], depths: number[], title: string, subtitle: string): string {
+export function chartSvg(rows: Row[], depths: number[], pool: number, title: string, subtitle: string): string {
   const workloads = [...new Set(rows.map((r) => r.workload))];
   const W = 960;
   const H = 520;
-  const m = { l: 78, r: 24, t: 78, b: 86 };
+  const m = { l: 78, r: 24, t: 96, b: 80 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
   const maxRatio = Math.max(1.2, ...rows.map((r) => Math.max(r.ratioBest ?? 0, r.ratioP0 ?? 0)));
@@ -277,7 +277,7 @@ export function chartSvg(rows: Row[], depths: number[], title: string, subtitle:
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="28" font-size="18" font-weight="bold" text-anchor="middle">${esc(title)}</text>`);
-  out.push(`<text x="${W / 2}" y="50" font-size="12" fill="#444" text-anchor="middle">${esc(subtitle)}</text>`);
+  subtitle.split('\n').forEach((line, i) => out.push(`<text x="${W / 2}" y="${48 + i * 15}" font-size="11.5" fill="#444" text-anchor="middle">${esc(line)}</text>`));
   for (let v = 0; v <= yMax + 1e-9; v += step) {
     out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#e3e3e3"/>`);
     out.push(`<text x="${m.l - 8}" y="${(y(v) + 4).toFixed(1)}" font-size="12" text-anchor="end">${v.toFixed(1)}</text>`);
@@ -301,20 +301,23 @@ export function chartSvg(rows: Row[], depths: number[], title: string, subtitle:
     out.push(`<text x="${(m.l + gi * gw + gw / 2).toFixed(1)}" y="${m.t + ph + 20}" font-size="13" text-anchor="middle">${esc(wl)}</text>`);
   });
   out.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y(1).toFixed(1)}" y2="${y(1).toFixed(1)}" stroke="#c00" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-  out.push(`<text x="${m.l + pw - 4}" y="${(y(1) - 5).toFixed(1)}" font-size="11" fill="#c00" text-anchor="end">1.0 = as fast as the C daemon</text>`);
+  // The parity label sits above the plot, where no bar can cover it.
+  out.push(`<line x1="${m.l + pw - 236}" x2="${m.l + pw - 212}" y1="${m.t - 10}" y2="${m.t - 10}" stroke="#c00" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+  out.push(`<text x="${m.l + pw}" y="${m.t - 6}" font-size="11.5" fill="#c00" text-anchor="end">1.0 = as fast as the C daemon</text>`);
   out.push(`<text transform="translate(20 ${m.t + ph / 2}) rotate(-90)" font-size="13" text-anchor="middle">ops/s ratio vfsd ÷ C virtiofsd (higher is better)</text>`);
-  out.push(`<text x="${m.l + pw / 2}" y="${H - 40}" font-size="13" text-anchor="middle">workload</text>`);
-  // Legend, under the axis label.
+  out.push(`<text x="${m.l + pw / 2}" y="${H - 36}" font-size="13" text-anchor="middle">workload</text>`);
+  // Legend, one line under the axis label; text widths estimated at 0.6 em per character.
   let lx = m.l;
-  const ly = H - 18;
+  const ly = H - 14;
   depths.forEach((d, di) => {
     out.push(`<rect x="${lx}" y="${ly - 10}" width="14" height="12" fill="${colors[di % colors.length]}"/>`);
-    out.push(`<text x="${lx + 19}" y="${ly}" font-size="12">queue depth ${d}: best vfsd config ÷ best C config</text>`);
-    lx += 300;
-    if (lx > W - 300) lx = m.l;
+    out.push(`<text x="${lx + 19}" y="${ly}" font-size="12">QD ${d}</text>`);
+    lx += 19 + 7.2 * `QD ${d}`.length + 16;
   });
-  out.push(`<line x1="${W - 250}" x2="${W - 230}" y1="${ly - 40}" y2="${ly - 40}" stroke="#d95f02" stroke-width="2.5"/>`);
-  out.push(`<text x="${W - 225}" y="${ly - 36}" font-size="12">pool 0 ÷ pool 0</text>`);
+  out.push(`<text x="${lx}" y="${ly}" font-size="12">bars: best vfsd config ÷ best C config (pool 0 or ${pool}, one request queue)</text>`);
+  lx += 7.2 * 62 + 16;
+  out.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly - 4}" y2="${ly - 4}" stroke="#d95f02" stroke-width="2.5"/>`);
+  out.push(`<text x="${lx + 25}" y="${ly}" font-size="12">pool 0 ÷ pool 0</text>`);
   out.push('</svg>');
   return out.join('\n') + '\n';
 }
@@ -530,7 +533,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(path.join(o.out, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   fs.writeFileSync(
     path.join(o.out, 'latest.svg'),
-    chartSvg(rows, o.depths, `vfsd ÷ C virtiofsd throughput, cache=never, ${date}`, `${mach.nproc} cores ${mach.cpu}, Linux ${mach.kernel}, node ${mach.node}, ${mach.peer}; ${o.seconds} s per point; C load generator over vhost-user`),
+    chartSvg(rows, o.depths, o.pool, `vfsd ÷ C virtiofsd throughput, cache=never, ${date}`, `${mach.nproc} cores ${mach.cpu}, Linux ${mach.kernel}, node ${mach.node}, C daemon from ${mach.peer}\n${o.seconds} s per point, one fresh daemon each, C load generator over vhost-user; load average ${mach.loadavgBefore} at start`),
   );
   console.log(`wrote ${path.relative(process.cwd(), path.join(o.out, 'latest.json'))} and latest.svg`);
 }
