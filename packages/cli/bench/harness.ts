@@ -156,6 +156,8 @@ export interface DaemonConfig {
   kind: 'vfsd' | 'c';
   pool: number;
   queues: number;
+  /** More daemon options (e.g. vfsd's --inode-file-handles). */
+  args?: string[];
 }
 
 export interface Daemon {
@@ -176,9 +178,9 @@ export async function startDaemon(cfg: DaemonConfig, share: string, dir: string)
   const socket = path.join(dir, `${cfg.key}.sock`);
   const [cmd, args, env] =
     cfg.kind === 'vfsd'
-      ? [process.execPath, [VFSD_BIN, '--socket-path', socket, '--shared-dir', share, '--cache', 'never', '--thread-pool-size', String(cfg.pool), '--request-queues', String(cfg.queues), '--log-level', 'warn'], process.env]
+      ? [process.execPath, [VFSD_BIN, '--socket-path', socket, '--shared-dir', share, '--cache', 'never', '--thread-pool-size', String(cfg.pool), '--request-queues', String(cfg.queues), '--log-level', 'warn', ...(cfg.args ?? [])], process.env]
       : // With a pool the C daemon's seccomp filter kills it (SIGSYS) unless malloc keeps few arenas.
-        [PEER, [`--socket-path=${socket}`, '-o', `source=${share}`, '-o', 'cache=none', `--thread-pool-size=${cfg.pool}`], cfg.pool > 0 ? { ...process.env, MALLOC_ARENA_MAX: '4' } : process.env];
+        [PEER, [`--socket-path=${socket}`, '-o', `source=${share}`, '-o', 'cache=none', `--thread-pool-size=${cfg.pool}`, ...(cfg.args ?? [])], cfg.pool > 0 ? { ...process.env, MALLOC_ARENA_MAX: '4' } : process.env];
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env, detached: true });
   children.add(child);
   let err = '';
@@ -332,6 +334,12 @@ export async function runLoadgen(bin: string, args: string[], timeoutMs: number,
 }
 
 // ---------- /proc ----------
+
+/** The open-file hard limit our children inherit (raising it needs CAP_SYS_RESOURCE). */
+export function nofileHardLimit(): number {
+  const m = /Max open files\s+\S+\s+(\S+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+  return m && m[1] !== 'unlimited' ? Number(m[1]) : Infinity;
+}
 
 export interface ThreadCpu {
   tid: number;
