@@ -155,14 +155,18 @@ async function measurePoint(o: Options, bin: string, share: string, cfg: DaemonC
     if (r && (r.errors || r.bad)) anomaly(`${cfg.key} ${workload} QD${depth}: ${r.errors} error replies (first ${r.first_errno}), ${r.bad} bad replies ${r.bad_reason}`);
   } catch (e) {
     point.error = (e as Error).message;
-    anomaly(`${cfg.key} ${workload} QD${depth}: ${point.error}`);
   } finally {
     if (daemon) {
       const s = await daemon.stop(3000);
       point.daemonExit = s.status;
+      if (point.error) {
+        const tail = daemon.stderr().trim().split('\n').slice(-3).join(' | ');
+        point.error += ` [daemon: ${s.ownExit ? s.status : 'still running, killed'}${tail ? `; stderr: ${tail}` : ''}]`;
+        anomaly(`${cfg.key} ${workload} QD${depth}: ${point.error}`);
+      }
       if (!s.ownExit) anomaly(`${cfg.key} ${workload} QD${depth}: did not exit within 3 s of its front-end's disconnect (killed)`);
       else if (!/exit 0/.test(s.status) && !point.error) anomaly(`${cfg.key} ${workload} QD${depth}: ended with ${s.status}`);
-    }
+    } else if (point.error) anomaly(`${cfg.key} ${workload} QD${depth}: ${point.error}`);
     removeTmpDir(dir);
   }
   return point;

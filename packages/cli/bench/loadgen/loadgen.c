@@ -426,8 +426,11 @@ static void sleep_watching(double seconds) {
     if (cfg.self_echo) { usleep((useconds_t)(ms < 50 ? ms : 50) * 1000); continue; }
     struct pollfd pf = { vu_sock, POLLIN | POLLRDHUP, 0 };
     if (poll(&pf, 1, ms < 50 ? ms : 50) > 0) {
-      char c;
-      if (recv(vu_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) die("the daemon closed the connection (did it die?)");
+      char c[256];
+      ssize_t r = recv(vu_sock, c, sizeof c, MSG_DONTWAIT);
+      if (r == 0 || (pf.revents & (POLLHUP | POLLERR))) die("the daemon closed the connection (revents 0x%x)", pf.revents);
+      if (r < 0 && errno != EAGAIN && errno != EINTR) die("vhost-user socket: %s", strerror(errno));
+      if (r > 0) fprintf(stderr, "loadgen: %zd unexpected bytes from the daemon on the vhost-user socket\n", r);
     }
   }
 }
