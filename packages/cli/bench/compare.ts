@@ -300,7 +300,9 @@ export function chartSvg(rows: Row[], depths: number[], pool: number, title: str
       }
       const top = y(r.ratioBest);
       out.push(`<rect x="${(x + 1).toFixed(1)}" y="${top.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(y(0) - top).toFixed(1)}" fill="${colors[di % colors.length]}"><title>${esc(`${wl} QD ${d}: vfsd best / C best = ${r.ratioBest.toFixed(2)}`)}</title></rect>`);
-      out.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${(top - 4).toFixed(1)}" font-size="10" text-anchor="middle">${r.ratioBest.toFixed(2)}</text>`);
+      // The value at the bar's foot, where the pool-0 marker seldom is; above the bar when it is too short.
+      const inside = y(0) - top >= 16;
+      out.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${(inside ? y(0) - 5 : top - 4).toFixed(1)}" font-size="10" text-anchor="middle" fill="${inside && di % colors.length > 0 ? 'white' : 'black'}">${r.ratioBest.toFixed(2)}</text>`);
       if (r.ratioP0 !== null) out.push(`<line x1="${(x + 3).toFixed(1)}" x2="${(x + bw - 3).toFixed(1)}" y1="${y(r.ratioP0).toFixed(1)}" y2="${y(r.ratioP0).toFixed(1)}" stroke="#d95f02" stroke-width="2.5"/>`);
     });
     out.push(`<text x="${(m.l + gi * gw + gw / 2).toFixed(1)}" y="${m.t + ph + 20}" font-size="13" text-anchor="middle">${esc(wl)}</text>`);
