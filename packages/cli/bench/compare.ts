@@ -339,6 +339,7 @@ interface Ceiling {
   p50: number;
   p99: number;
   cpuUsPerOp: number;
+  runs: number[];
 }
 
 async function ceilings(o: Options, bin: string, when: Ceiling['when']): Promise<Ceiling[]> {
@@ -348,9 +349,13 @@ async function ceilings(o: Options, bin: string, when: Ceiling['when']): Promise
     for (const queues of depth >= 2 ? [1, 2] : [1]) {
       const per = Math.floor(depth / queues);
       try {
-        const [r] = await runLoadgen(bin, ['--self-echo', '--workload', 'getattr', '--depth', String(per), '--queues', String(queues), '--seconds', String(Math.min(1, o.seconds)), '--warmup', String(o.warmup)], 30000);
-        out.push({ when, depth, queues, opsPerSec: r.ops_per_sec, p50: r.p50_us, p99: r.p99_us, cpuUsPerOp: r.loadgen_cpu_us_per_op });
-        console.log(`  QD ${String(depth).padStart(3)}${queues > 1 ? ` (${queues} queues × ${per})` : '             '}: ${fmtOps(r.ops_per_sec).padStart(7)} ops/s, p50 ${fmtUs(r.p50_us)}, p99 ${fmtUs(r.p99_us)}, ${r.loadgen_cpu_us_per_op.toFixed(2)} µs loadgen CPU/op`);
+        // Best of three short runs: on a shared 2-core machine one run can lose a core to a neighbour.
+        const runs: LoadResult[] = [];
+        for (let i = 0; i < 3; i++)
+          runs.push(...(await runLoadgen(bin, ['--self-echo', '--workload', 'getattr', '--depth', String(per), '--queues', String(queues), '--seconds', String(Math.min(0.5, o.seconds)), '--warmup', String(o.warmup)], 30000)));
+        const r = runs.reduce((a, b) => (b.ops_per_sec > a.ops_per_sec ? b : a));
+        out.push({ when, depth, queues, opsPerSec: r.ops_per_sec, p50: r.p50_us, p99: r.p99_us, cpuUsPerOp: r.loadgen_cpu_us_per_op, runs: runs.map((x) => x.ops_per_sec) });
+        console.log(`  QD ${String(depth).padStart(3)}${queues > 1 ? ` (${queues} queues × ${per})` : '             '}: ${fmtOps(r.ops_per_sec).padStart(7)} ops/s, p50 ${fmtUs(r.p50_us)}, p99 ${fmtUs(r.p99_us)}, ${r.loadgen_cpu_us_per_op.toFixed(2)} µs loadgen CPU/op (echo device's polling included; runs ${runs.map((x) => fmtOps(x.ops_per_sec)).join(', ')})`);
       } catch (e) {
         anomaly(`self-echo QD${depth}: ${(e as Error).message}`);
       }
