@@ -42,7 +42,7 @@ const ALWAYS_OFFERED = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE
 const MAX_WRITE = 1 << 20;
 const MAX_PAGES = 256;
 
-/** Null when answered synchronously, else the promise of the reply being written. */
+/** Nothing when answered inline (the reply is written), else the promise of the reply being written. */
 type Served = void | Promise<void>;
 
 /** Room for a reply of `size` bytes, or EIO: the driver sized the buffer for its request, never truncate. */
@@ -53,31 +53,31 @@ function room(out: ReplyWriter, unique: bigint, size: number): boolean {
 }
 
 function writeEmpty(out: ReplyWriter, u: bigint): void {
-  if (room(out, u, OUT_HEADER_SIZE)) out.commit(encodeEmptyReply(out.bytes, out.offset, u));
+  if (room(out, u, OUT_HEADER_SIZE)) out.commit(encodeEmptyReply(out.bytes, 0, u));
 }
 
 function writeData(out: ReplyWriter, u: bigint, data: Uint8Array): void {
-  if (room(out, u, OUT_HEADER_SIZE + data.byteLength)) out.commit(encodeDataReply(out.bytes, out.offset, u, data));
+  if (room(out, u, OUT_HEADER_SIZE + data.byteLength)) out.commit(encodeDataReply(out.bytes, 0, u, data));
 }
 
 function writeEntry(out: ReplyWriter, u: bigint, e: FuseEntryOutReply, minor: number): void {
-  if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size)) out.commit(encodeEntryReply(out.bytes, out.offset, u, e, minor));
+  if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size)) out.commit(encodeEntryReply(out.bytes, 0, u, e, minor));
 }
 
 function writeAttr(out: ReplyWriter, u: bigint, a: FuseAttrOutReply, minor: number): void {
-  if (room(out, u, OUT_HEADER_SIZE + fuse_attr_out.size)) out.commit(encodeAttrReply(out.bytes, out.offset, u, a, minor));
+  if (room(out, u, OUT_HEADER_SIZE + fuse_attr_out.size)) out.commit(encodeAttrReply(out.bytes, 0, u, a, minor));
 }
 
 function writeOpen(out: ReplyWriter, u: bigint, r: FuseOpenOut): void {
-  if (room(out, u, OUT_HEADER_SIZE + fuse_open_out.size)) out.commit(encodeOpenReply(out.bytes, out.offset, u, r));
+  if (room(out, u, OUT_HEADER_SIZE + fuse_open_out.size)) out.commit(encodeOpenReply(out.bytes, 0, u, r));
 }
 
 function writeCreated(out: ReplyWriter, u: bigint, r: { entry: FuseEntryOutReply; open: FuseOpenOut }): void {
-  if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size)) out.commit(encodeCreateReply(out.bytes, out.offset, u, r.entry, r.open));
+  if (room(out, u, OUT_HEADER_SIZE + fuse_entry_out.size + fuse_open_out.size)) out.commit(encodeCreateReply(out.bytes, 0, u, r.entry, r.open));
 }
 
 function writeCount(out: ReplyWriter, u: bigint, n: number): void {
-  if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeWriteReply(out.bytes, out.offset, u, n));
+  if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeWriteReply(out.bytes, 0, u, n));
 }
 
 export class FuseServer {
@@ -200,7 +200,7 @@ export class FuseServer {
       case FuseOpcode.FUSE_STATFS:
         if (!fs.statfs) return missing();
         return then(fs.statfs(ctx, req), (st) => {
-          if (room(out, u, OUT_HEADER_SIZE + fuse_statfs_out.size)) out.commit(encodeStatfsReply(out.bytes, out.offset, u, st, minor));
+          if (room(out, u, OUT_HEADER_SIZE + fuse_statfs_out.size)) out.commit(encodeStatfsReply(out.bytes, 0, u, st, minor));
         });
       case FuseOpcode.FUSE_ACCESS:
         return fs.access ? then(fs.access(ctx, req), done) : missing();
@@ -213,7 +213,7 @@ export class FuseServer {
         const size = req.arg.size;
         return then(v, (value) => {
           if (size === 0) {
-            if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeXattrSizeReply(out.bytes, out.offset, u, value.length));
+            if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeXattrSizeReply(out.bytes, 0, u, value.length));
           } else if (value.length > size) out.error(u, ERANGE);
           else writeData(out, u, value);
         });
@@ -223,7 +223,7 @@ export class FuseServer {
       case FuseOpcode.FUSE_GETLK:
         if (!fs.getlk) return missing();
         return then(fs.getlk(ctx, req), (lk) => {
-          if (room(out, u, OUT_HEADER_SIZE + fuse_lk_out.size)) out.commit(encodeLkReply(out.bytes, out.offset, u, lk));
+          if (room(out, u, OUT_HEADER_SIZE + fuse_lk_out.size)) out.commit(encodeLkReply(out.bytes, 0, u, lk));
         });
       case FuseOpcode.FUSE_SETLK:
       case FuseOpcode.FUSE_SETLKW:
@@ -233,7 +233,7 @@ export class FuseServer {
       case FuseOpcode.FUSE_LSEEK:
         if (!fs.lseek) return missing();
         return then(fs.lseek(ctx, req), (off) => {
-          if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeLseekReply(out.bytes, out.offset, u, off));
+          if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeLseekReply(out.bytes, 0, u, off));
         });
       case FuseOpcode.FUSE_SYNCFS:
         return fs.syncfs ? then(fs.syncfs(ctx, req), done) : missing();
@@ -247,7 +247,7 @@ export class FuseServer {
     const u = req.header.unique;
     const a = req.arg;
     const reply = (o: Parameters<typeof encodeInitReply>[3]): void => {
-      if (room(out, u, OUT_HEADER_SIZE + fuse_init_out.size)) out.commit(encodeInitReply(out.bytes, out.offset, u, o, a.minor));
+      if (room(out, u, OUT_HEADER_SIZE + fuse_init_out.size)) out.commit(encodeInitReply(out.bytes, 0, u, o, a.minor));
     };
     if (a.major !== FUSE_KERNEL_VERSION) {
       // An unknown major: answer with ours, the kernel retries or gives up (as libfuse does).

@@ -4,14 +4,13 @@
 // own, so small replies usually take the scratch: two short copies, no allocation). A READ's data goes
 // straight into the segments after the header (bodyViews) and only the header is written after it.
 import { encodeErrorReply, encodeHeaderOfPlacedReply, OUT_HEADER_SIZE } from '../fuse/reply';
-import { scatterInto, sliceViews, viewsLength } from '../io-views';
+import { scatterInto, sliceViews } from '../io-views';
 
 const EMPTY = new Uint8Array(0);
 
 export class ReplyWriter {
-  /** Where begin() placed the reply: encode it at bytes[offset..]. */
+  /** Where begin() placed the reply: encode it at the start of these bytes. */
   bytes: Uint8Array = EMPTY;
-  offset = 0;
   /** Bytes written to the chain so far (its used length). */
   length = 0;
   /** The errno answered, 0 on success. */
@@ -40,11 +39,10 @@ export class ReplyWriter {
       this.bytes = size <= this.scratch.byteLength ? this.scratch : new Uint8Array(size);
       this.scattered = true;
     }
-    this.offset = 0;
     return true;
   }
 
-  /** The reply is encoded: `n` bytes at bytes[offset..] (scattered now if they went to the scratch). */
+  /** The reply is encoded: its first `n` bytes (scattered now if they went to the scratch). */
   commit(n: number): void {
     if (this.scattered) scatterInto(this.segments, this.bytes.subarray(0, n));
     this.length = n;
@@ -53,7 +51,7 @@ export class ReplyWriter {
   /** An error reply (a bare header); nothing if the chain cannot hold even that. */
   error(unique: bigint, errno: number): void {
     this.errno = errno;
-    if (this.begin(OUT_HEADER_SIZE)) this.commit(encodeErrorReply(this.bytes, this.offset, unique, errno));
+    if (this.begin(OUT_HEADER_SIZE)) this.commit(encodeErrorReply(this.bytes, 0, unique, errno));
     else this.length = 0;
   }
 
@@ -66,13 +64,8 @@ export class ReplyWriter {
   /** The header of a reply whose `bodyLen` bytes were already written through bodyViews(). */
   placed(unique: bigint, bodyLen: number): void {
     this.begin(OUT_HEADER_SIZE);
-    encodeHeaderOfPlacedReply(this.bytes, this.offset, unique, bodyLen);
-    if (this.scattered) scatterInto(this.segments, this.bytes.subarray(0, OUT_HEADER_SIZE));
+    encodeHeaderOfPlacedReply(this.bytes, 0, unique, bodyLen);
+    this.commit(OUT_HEADER_SIZE);
     this.length = OUT_HEADER_SIZE + bodyLen;
   }
-}
-
-/** A writer over a chain's writable segments. */
-export function replyWriter(segments: readonly Uint8Array[], scratch: Uint8Array, capacity = viewsLength(segments)): ReplyWriter {
-  return new ReplyWriter(segments, capacity, scratch);
 }

@@ -99,11 +99,17 @@ export class FuseSession {
   }
 }
 
-/** Replies pushed within one drain between two notifications (see finished()). */
-const NOTIFY_BATCH = Number(process.env.VFSD_NOTIFY_BATCH ?? 16);
+/**
+ * Replies pushed within one drain between two notifications (see finished()). Measured with the C load
+ * generator, GETATTR at QD 16-64: 1 held it to about 91k ops/s, 8 gave 210k, 16 and 32 170-250k.
+ */
+const NOTIFY_BATCH = 16;
 
-/** How long a queue watches its ring after a drain before it sleeps until the next kick (µs). */
-const POLL_US = Number(process.env.VFSD_POLL_US ?? 20);
+/**
+ * How long a queue watches its ring after a drain before it sleeps until the next kick (µs). GETATTR at
+ * QD 1: 0 gave about 17k ops/s, 20 74k, 50 and 200 no better; no loss at QD 16-64.
+ */
+const POLL_US = 20;
 
 /** Scratch for small replies that do not fit the first writable segment (a Linux out header has its own). */
 const SCRATCH_BYTES = 64 << 10;
