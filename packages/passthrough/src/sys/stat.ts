@@ -53,6 +53,18 @@ const U32_DEV_MAJOR = 34; // @136, minor @140
 
 /** glibc's makedev: the dev_t that stat(2) and Node report for a (major, minor) pair. */
 function makedev(major: number, minor: number): bigint {
+  // A share is mostly one filesystem: the last answer saves a BigInt per stat.
+  if (major === lastMajor && minor === lastMinor) return lastDev;
+  lastMajor = major;
+  lastMinor = minor;
+  lastDev = computeMakedev(major, minor);
+  return lastDev;
+}
+let lastMajor = 0;
+let lastMinor = 0;
+let lastDev = 0n;
+
+function computeMakedev(major: number, minor: number): bigint {
   if (major === 0 && minor === 0) return 0n;
   if (major < 0x1000 && minor < 0x100000) return BigInt(((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0);
   const ma = BigInt(major);
@@ -64,35 +76,52 @@ function makedev(major: number, minor: number): bigint {
 const A = Object.fromEntries(Object.entries(fuse_attr.offsets).map(([k, v]) => [k, v / 4])) as Record<keyof typeof fuse_attr.offsets, number>;
 const ATTR_WORDS = fuse_attr.size / 4;
 
+/**
+ * Room for attrs: records are cut from one slab until it is full, then a new one starts (the old one
+ * is freed with its last record). A fresh 88-byte typed array per stat would be an off-heap
+ * ArrayBuffer each (malloc, a finalizer, a new DataView in the codec); a slice of a slab is not.
+ */
+const SLAB_WORDS = 16384;
+let slab = new Uint32Array(SLAB_WORDS);
+let slabBytes = new Uint8Array(slab.buffer);
+let slabAt = 0;
+
 /** fuse_attr in wire layout from a statx buffer (rdev as the 32-bit dev_t the kernel decodes). */
 function attrWire(b: StatxBuffer): Uint8Array {
   const x = b.u32;
-  const o = new Uint32Array(ATTR_WORDS);
-  o[A.ino] = x[2 * U64_INO];
-  o[A.ino + 1] = x[2 * U64_INO + 1];
-  o[A.size] = x[2 * U64_SIZE];
-  o[A.size + 1] = x[2 * U64_SIZE + 1];
-  o[A.blocks] = x[2 * U64_BLOCKS];
-  o[A.blocks + 1] = x[2 * U64_BLOCKS + 1];
-  o[A.atime] = x[2 * I64_ATIME];
-  o[A.atime + 1] = x[2 * I64_ATIME + 1];
-  o[A.mtime] = x[2 * I64_MTIME];
-  o[A.mtime + 1] = x[2 * I64_MTIME + 1];
-  o[A.ctime] = x[2 * I64_CTIME];
-  o[A.ctime + 1] = x[2 * I64_CTIME + 1];
-  o[A.atimensec] = x[2 * I64_ATIME + 2];
-  o[A.mtimensec] = x[2 * I64_MTIME + 2];
-  o[A.ctimensec] = x[2 * I64_CTIME + 2];
-  o[A.mode] = b.u16[U16_MODE];
-  o[A.nlink] = x[U32_NLINK];
-  o[A.uid] = x[U32_UID];
-  o[A.gid] = x[U32_GID];
+  if (slabAt + ATTR_WORDS > SLAB_WORDS) {
+    slab = new Uint32Array(SLAB_WORDS);
+    slabBytes = new Uint8Array(slab.buffer);
+    slabAt = 0;
+  }
+  const o = slab;
+  const base = slabAt;
+  slabAt += ATTR_WORDS;
+  o[base + A.ino] = x[2 * U64_INO];
+  o[base + A.ino + 1] = x[2 * U64_INO + 1];
+  o[base + A.size] = x[2 * U64_SIZE];
+  o[base + A.size + 1] = x[2 * U64_SIZE + 1];
+  o[base + A.blocks] = x[2 * U64_BLOCKS];
+  o[base + A.blocks + 1] = x[2 * U64_BLOCKS + 1];
+  o[base + A.atime] = x[2 * I64_ATIME];
+  o[base + A.atime + 1] = x[2 * I64_ATIME + 1];
+  o[base + A.mtime] = x[2 * I64_MTIME];
+  o[base + A.mtime + 1] = x[2 * I64_MTIME + 1];
+  o[base + A.ctime] = x[2 * I64_CTIME];
+  o[base + A.ctime + 1] = x[2 * I64_CTIME + 1];
+  o[base + A.atimensec] = x[2 * I64_ATIME + 2];
+  o[base + A.mtimensec] = x[2 * I64_MTIME + 2];
+  o[base + A.ctimensec] = x[2 * I64_CTIME + 2];
+  o[base + A.mode] = b.u16[U16_MODE];
+  o[base + A.nlink] = x[U32_NLINK];
+  o[base + A.uid] = x[U32_UID];
+  o[base + A.gid] = x[U32_GID];
   const major = x[U32_RDEV_MAJOR];
   const minor = x[U32_RDEV_MAJOR + 1];
   // The low 32 bits of glibc's makedev, which is what the C virtiofsd passes on.
-  o[A.rdev] = ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12)) >>> 0;
-  o[A.blksize] = x[U32_BLKSIZE];
-  return new Uint8Array(o.buffer);
+  o[base + A.rdev] = ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xffffff00) << 12)) >>> 0;
+  o[base + A.blksize] = x[U32_BLKSIZE];
+  return slabBytes.subarray(base * 4, (base + ATTR_WORDS) * 4);
 }
 
 /** The record of a statx buffer filled by statInto/statAtInto. */
