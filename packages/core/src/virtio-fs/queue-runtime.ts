@@ -242,7 +242,7 @@ export class QueueRuntime implements RingControl, RequestQueue {
     }
     session.liveRequests--;
     session.completed++;
-    this.vq.push(run.chain.head, len);
+    this.vq.complete(run.chain, len);
     // Within a drain, replies are announced every NOTIFY_BATCH pushes (and at its end), so the driver
     // refills while we go on without an eventfd write per reply; with EVENT_IDX the write happens only
     // if the driver asked (used_event). Late replies (the pool's) are announced once per tick.

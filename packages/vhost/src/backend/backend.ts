@@ -2,6 +2,7 @@
 // one handler per request, state per vring, messages handled strictly in order.
 import * as fs from 'fs';
 import { Connection, ConnectionHandler, RawMessage } from '../transport/listener';
+import { DirtyLog } from '../memory/dirty-log';
 import { GuestMemory, MemoryRegion, toAddress } from '../memory/guest-memory';
 import { EventFdWatcher } from '../sys/eventfd';
 import { isValidQueueSize } from '../virtqueue/ring-layout';
@@ -17,7 +18,10 @@ import {
   ProtocolFeature,
   Request,
   SINGLE_REGION_SIZE,
+  VHOST_F_LOG_ALL,
   VHOST_USER_F_PROTOCOL_FEATURES,
+  VHOST_USER_LOG_SIZE,
+  VHOST_VRING_F_LOG,
   VIRTIO_F_VERSION_1,
   VIRTIO_RING_F_EVENT_IDX,
   VIRTIO_RING_F_INDIRECT_DESC,
@@ -26,6 +30,7 @@ import {
   VRING_NOFD_MASK,
   VRING_STATE_SIZE,
   bit,
+  decodeLog,
   decodeMemoryTable,
   decodeSingleRegion,
   decodeVringAddr,
@@ -44,12 +49,13 @@ export class RequestFailed extends Error {}
 
 export const OFFERED_PROTOCOL_FEATURES =
   bit(ProtocolFeature.MQ) |
+  bit(ProtocolFeature.LOG_SHMFD) |
   bit(ProtocolFeature.REPLY_ACK) |
   bit(ProtocolFeature.BACKEND_REQ) |
   bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) |
   bit(ProtocolFeature.STATUS);
 
-const RING_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX);
+const RING_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) | bit(VHOST_F_LOG_ALL);
 
 /** Requests whose own reply makes a REPLY_ACK redundant. */
 const HAS_REPLY = new Set<number>([
@@ -59,6 +65,7 @@ const HAS_REPLY = new Set<number>([
   Request.GET_VRING_BASE,
   Request.GET_MAX_MEM_SLOTS,
   Request.GET_STATUS,
+  Request.SET_LOG_BASE,
 ]);
 
 interface VringSlot {
@@ -93,6 +100,8 @@ export class VhostUserBackend implements ConnectionHandler {
   /** Regions no longer in the table, unmapped once no chain in flight can still point into them. */
   private retired: MemoryRegion[] = [];
   private backendReqFd: number | null = null;
+  /** The dirty-page log shared by SET_LOG_BASE; used while VHOST_F_LOG_ALL is acked. */
+  private dirtyLog: DirtyLog | null = null;
   private readonly vrings: VringSlot[];
   private chain: Promise<void> = Promise.resolve();
   private gone = false;
@@ -209,10 +218,31 @@ export class VhostUserBackend implements ConnectionHandler {
         this.expectSize(p, 8);
         const f = p.readBigUInt64LE(0);
         if (f & ~this.offeredFeatures) throw new RequestFailed(`features 0x${(f & ~this.offeredFeatures).toString(16)} were not offered`);
+        // QEMU sends SET_FEATURES again to start and stop logging: only the log changes then.
+        const logChangeOnly = this.ackedFeatures !== 0n && (f & ~bit(VHOST_F_LOG_ALL)) === (this.ackedFeatures & ~bit(VHOST_F_LOG_ALL));
         this.ackedFeatures = f;
-        this.device.featuresNegotiated?.(f);
-        const ring = { eventIdx: (f & bit(VIRTIO_RING_F_EVENT_IDX)) !== 0n, indirect: (f & bit(VIRTIO_RING_F_INDIRECT_DESC)) !== 0n };
-        for (const s of this.vrings) s.vq.features = ring;
+        if (!logChangeOnly) {
+          this.device.featuresNegotiated?.(f & ~bit(VHOST_F_LOG_ALL));
+          const ring = { eventIdx: (f & bit(VIRTIO_RING_F_EVENT_IDX)) !== 0n, indirect: (f & bit(VIRTIO_RING_F_INDIRECT_DESC)) !== 0n };
+          for (const s of this.vrings) s.vq.features = ring;
+        }
+        this.applyLogging();
+        return null;
+      }
+      case Request.SET_LOG_BASE:
+        return this.setLogBase(p, takeFds());
+      case Request.SET_LOG_FD: {
+        this.expectSize(p, 8);
+        const fds = takeFds();
+        if (fds.length !== 1) {
+          fds.forEach(closeFd);
+          throw new RequestFailed(`expected 1 fd, got ${fds.length}`);
+        }
+        if (!this.dirtyLog) {
+          closeFd(fds[0]);
+          throw new RequestFailed('SET_LOG_FD before SET_LOG_BASE');
+        }
+        this.dirtyLog.setEventFd(fds[0]);
         return null;
       }
       case Request.GET_PROTOCOL_FEATURES:
@@ -261,6 +291,7 @@ export class VhostUserBackend implements ConnectionHandler {
         const a = decodeVringAddr(p);
         const s = this.slot(a.index);
         s.vq.addresses = { desc: toAddress(a.desc_user_addr), avail: toAddress(a.avail_user_addr), used: toAddress(a.used_user_addr) };
+        s.vq.logUsedAt = a.flags & VHOST_VRING_F_LOG ? toAddress(a.log_guest_addr) : null;
         if (!this.memory) throw new RequestFailed(`queue ${a.index}: ring addresses before any memory table`);
         this.attachRing(s, true);
         return null;
@@ -319,6 +350,37 @@ export class VhostUserBackend implements ConnectionHandler {
       default:
         throw new RequestFailed(`unsupported request ${requestName(request)} (${p.length}-byte payload)`);
     }
+  }
+
+  /** SET_LOG_BASE with LOG_SHMFD: maps the front-end's bitmap (replacing the last one) and says so. */
+  private setLogBase(p: Buffer, fds: number[]): Buffer {
+    try {
+      if (!this.has(ProtocolFeature.LOG_SHMFD)) throw new RequestFailed('SET_LOG_BASE without the LOG_SHMFD protocol feature');
+      this.expectSize(p, VHOST_USER_LOG_SIZE);
+      if (fds.length !== 1) throw new RequestFailed(`SET_LOG_BASE with ${fds.length} fds`);
+      const l = decodeLog(p);
+      const size = toAddress(l.mmap_size);
+      const offset = toAddress(l.mmap_offset);
+      let log: DirtyLog;
+      try {
+        log = new DirtyLog(fds[0], size, offset);
+      } catch (e) {
+        throw new RequestFailed(`cannot map the dirty log (${l.mmap_size} bytes at ${l.mmap_offset}): ${(e as Error).message}`);
+      }
+      this.dirtyLog?.close();
+      this.dirtyLog = log;
+      this.applyLogging();
+      // The reply tells the front-end the log is mapped (libvhost-user answers a u64 too).
+      return encodeU64(0n);
+    } finally {
+      fds.forEach(closeFd); // the mapping keeps the log
+    }
+  }
+
+  /** Rings log their writes while the front-end has acked VHOST_F_LOG_ALL and shared a log. */
+  private applyLogging(): void {
+    const log = this.ackedFeatures & bit(VHOST_F_LOG_ALL) ? this.dirtyLog : null;
+    for (const s of this.vrings) s.vq.log = log;
   }
 
   private setMemTable(p: Buffer, fds: number[]): void {
@@ -485,6 +547,9 @@ export class VhostUserBackend implements ConnectionHandler {
     this.ackedFeatures = 0n;
     this.protocolFeatures = 0n;
     this.status = 0;
+    this.applyLogging();
+    this.dirtyLog?.close();
+    this.dirtyLog = null;
   }
 
   private async teardown(): Promise<void> {

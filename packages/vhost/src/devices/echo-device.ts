@@ -60,7 +60,7 @@ export class EchoDevice implements VhostUserDevice {
   private complete(vq: Virtqueue, chain: DescriptorChain): void {
     const written = chain.readableLength > 0 && chain.writableLength > 0 ? chain.write(chain.readAll()) : 0;
     this.completed++;
-    vq.push(chain.head, written);
+    vq.complete(chain, written);
   }
 
   async stopQueue(vq: Virtqueue): Promise<void> {

@@ -72,6 +72,11 @@ export class DriverQueue {
     return { desc: this.ram.uva(this.descOff), avail: this.ram.uva(this.availOff), used: this.ram.uva(this.usedOff) };
   }
 
+  /** The used ring's guest-physical address (vhost_vring_addr.log_guest_addr). */
+  get usedGpa(): number {
+    return this.ram.gpa(this.usedOff);
+  }
+
   get freeDescriptors(): number {
     return this.freeList.length;
   }

@@ -34,6 +34,8 @@ export interface NegotiateOptions {
   indirect?: boolean;
   /** Start every ring's indices here (wrap-around tests). */
   base?: number;
+  /** Also negotiate LOG_SHMFD (dirty-log tests). */
+  logShmfd?: boolean;
 }
 
 export interface SubmitOptions {
@@ -46,6 +48,8 @@ export interface SubmitResult {
   len: number;
   /** A copy of the writable buffers' first `len` bytes. */
   data: Buffer;
+  /** Where the writable buffers were, guest-physically (dirty-log tests). */
+  writable: readonly { addr: number; len: number }[];
 }
 
 interface Waiter {
@@ -87,6 +91,8 @@ export class SimulatedFrontend {
   private isClosed = false;
   private closeReason = '';
   backendFeatures = 0n;
+  /** What negotiate() acked with SET_FEATURES. */
+  ackedFeatures = 0n;
   protocolFeatures = 0n;
   indirect = false;
   kicksSent = 0;
@@ -204,7 +210,8 @@ export class SimulatedFrontend {
     this.backendFeatures = await this.getU64(Request.GET_FEATURES);
     if (this.backendFeatures & bit(VHOST_USER_F_PROTOCOL_FEATURES)) {
       const offered = await this.getU64(Request.GET_PROTOCOL_FEATURES);
-      const want = bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) | bit(ProtocolFeature.STATUS);
+      const want =
+        bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) | bit(ProtocolFeature.STATUS) | (opts.logShmfd ? bit(ProtocolFeature.LOG_SHMFD) : 0n);
       this.protocolFeatures = offered & want;
       await this.request(Request.SET_PROTOCOL_FEATURES, encodeU64(this.protocolFeatures));
       const qn = await this.getU64(Request.GET_QUEUE_NUM);
@@ -214,6 +221,7 @@ export class SimulatedFrontend {
     if (eventIdx) features |= bit(VIRTIO_RING_F_EVENT_IDX);
     if (this.indirect) features |= bit(VIRTIO_RING_F_INDIRECT_DESC);
     await this.checked(Request.SET_FEATURES, encodeU64(features));
+    this.ackedFeatures = features;
     await this.checked(Request.SET_MEM_TABLE, encodeMemoryTable(this.ram.regions.map((r) => r.desc)), this.ram.regions.map(() => this.ram.fd));
     for (let i = 0; i < numQueues; i++) await this.setupQueue(i, size, eventIdx, opts.base ?? 0);
     for (let i = 0; i < numQueues; i++) await this.checked(Request.SET_VRING_ENABLE, encodeVringState({ index: i, num: 1 }));
@@ -343,7 +351,7 @@ export class SimulatedFrontend {
         left -= n;
       });
       for (const a of p.allocs) this.ram.release(a.off, a.len);
-      p.resolve({ len: u.len, data: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) });
+      p.resolve({ len: u.len, data: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), writable: p.writable.map((w) => ({ addr: w.addr, len: w.len })) });
     }
     if (used.length && this.backlog[queue].length) this.pump(queue);
     return used.length;

@@ -87,6 +87,16 @@ export class MemoryRegion {
     return done;
   }
 
+  /** The guest-physical address of a view's first byte, if the view lies in this region. */
+  gpaOf(view: Uint8Array): number | null {
+    for (const w of this.windows) {
+      if (view.buffer === w.view.buffer && view.byteOffset >= w.view.byteOffset && view.byteOffset < w.view.byteOffset + w.length) {
+        return this.guestPhysAddr + w.start + (view.byteOffset - w.view.byteOffset);
+      }
+    }
+    return null;
+  }
+
   /** A single view when [offset, offset+len) lies in one window, else null. */
   view(offset: number, len: number): Buffer | null {
     if (offset < 0 || len < 0 || offset + len > this.size) return null;
@@ -142,6 +152,15 @@ export class GuestMemory {
       done += r.views(gpa + done - r.guestPhysAddr, len - done, out);
     }
     return true;
+  }
+
+  /** Where a view of this memory starts, guest-physically (null for bytes that are not guest memory). */
+  gpaOf(view: Uint8Array): number | null {
+    for (const r of this.regions) {
+      const gpa = r.gpaOf(view);
+      if (gpa !== null) return gpa;
+    }
+    return null;
   }
 
   /** One contiguous view of guest-physical memory, or null. */

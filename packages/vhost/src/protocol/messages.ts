@@ -80,6 +80,8 @@ export enum ProtocolFeature {
 }
 
 /** Virtio and vhost feature bits used by this backend. */
+/** The front-end wants writes to guest memory logged (live migration); needs LOG_SHMFD. */
+export const VHOST_F_LOG_ALL = 26;
 export const VIRTIO_RING_F_INDIRECT_DESC = 28;
 export const VIRTIO_RING_F_EVENT_IDX = 29;
 export const VHOST_USER_F_PROTOCOL_FEATURES = 30;
@@ -126,6 +128,25 @@ export function encodeVringState(s: VringState): Buffer {
   const b = Buffer.alloc(VRING_STATE_SIZE);
   b.writeUInt32LE(s.index, 0);
   b.writeUInt32LE(s.num, 4);
+  return b;
+}
+
+/** vhost_vring_addr.flags: log writes to this ring's used ring at log_guest_addr. */
+export const VHOST_VRING_F_LOG = 0x1;
+
+/** struct vhost_user_log (SET_LOG_BASE with LOG_SHMFD): the shared bitmap's size and offset in its fd. */
+export interface VhostUserLog {
+  mmap_size: bigint;
+  mmap_offset: bigint;
+}
+export const VHOST_USER_LOG_SIZE = 16;
+export function decodeLog(p: Buffer): VhostUserLog {
+  return { mmap_size: p.readBigUInt64LE(0), mmap_offset: p.readBigUInt64LE(8) };
+}
+export function encodeLog(l: VhostUserLog): Buffer {
+  const b = Buffer.alloc(VHOST_USER_LOG_SIZE);
+  b.writeBigUInt64LE(l.mmap_size, 0);
+  b.writeBigUInt64LE(l.mmap_offset, 8);
   return b;
 }
 

@@ -11,7 +11,11 @@ export class DescriptorChain {
   readonly writable: Buffer[] = [];
   /** Set once a writable descriptor is seen (even an empty one): readable ones may not follow. */
   sawWritable = false;
-  constructor(readonly head: number) {}
+  constructor(
+    readonly head: number,
+    /** The memory table the views are of (a migration's dirty log needs their guest addresses). */
+    readonly memory: GuestMemory,
+  ) {}
 
   /** All readable bytes as one Buffer: a view when they are in one segment, else a copy. */
   readAll(): Buffer {
@@ -112,7 +116,7 @@ function walkTable(
 
 /** Walks the chain starting at `head`; throws ChainError on any malformed input. */
 export function walkChain(memory: GuestMemory, descTable: DataView, queueSize: number, head: number, allowIndirect: boolean): DescriptorChain {
-  const chain = new DescriptorChain(head);
+  const chain = new DescriptorChain(head, memory);
   if (head >= queueSize) throw new ChainError(head, `head index out of range (queue of ${queueSize})`);
   walkTable(chain, memory, descTable, queueSize, head, allowIndirect, false);
   if (chain.readableLength === 0 && chain.writableLength === 0) throw new ChainError(head, 'zero-length chain');

@@ -1,5 +1,6 @@
 // The device side of one split virtqueue: pops available chains, pushes used elements, and decides
 // when to notify the driver (VIRTIO_RING_F_EVENT_IDX or the flags) and when to ask for kicks.
+import type { DirtyLog } from '../memory/dirty-log';
 import { GuestMemory } from '../memory/guest-memory';
 import { signalEventFd } from '../sys/eventfd';
 import { ChainError, DescriptorChain, walkChain } from './descriptor-chain';
@@ -85,6 +86,13 @@ export class Virtqueue {
   private lastSignalledUsed = 0;
   kicks = 0;
   notifications = 0;
+  /**
+   * The migration's dirty log while the front-end asks for logging (VHOST_F_LOG_ALL): data written
+   * through complete() is marked, and the used ring too when `logUsedAt` is set (VHOST_VRING_F_LOG).
+   */
+  log: DirtyLog | null = null;
+  /** Guest-physical address of the used ring for the log (vhost_vring_addr.log_guest_addr). */
+  logUsedAt: number | null = null;
   /** Called when the last chain in flight is pushed back. */
   onSettled: (() => void) | null = null;
 
@@ -188,10 +196,35 @@ export class Virtqueue {
     const v = this.views!;
     if (this.features.eventIdx) {
       // Ask for a kick as soon as the driver adds past what we have popped.
-      if (!suppressed) Atomics.store(v.used, v.availEventAt, this.lastAvailIdx);
+      if (!suppressed) {
+        Atomics.store(v.used, v.availEventAt, this.lastAvailIdx);
+        this.logUsed(v.availEventAt * 2, 2);
+      }
     } else {
       Atomics.store(v.used, 0, suppressed ? VIRTQ_USED_F_NO_NOTIFY : 0);
+      this.logUsed(0, 2);
     }
+  }
+
+  /** Marks bytes [at, at+len) of the used ring in the dirty log, when the ring is logged. */
+  private logUsed(at: number, len: number): void {
+    if (this.log && this.logUsedAt !== null) this.log.mark(this.logUsedAt + at, len);
+  }
+
+  /** Returns a popped chain with `len` bytes written to its writable buffers (logged while migrating). */
+  complete(chain: DescriptorChain, len: number): void {
+    const log = this.log;
+    if (log && len > 0) {
+      let left = len;
+      for (const seg of chain.writable) {
+        const n = Math.min(left, seg.length);
+        const gpa = chain.memory.gpaOf(seg);
+        if (gpa !== null) log.mark(gpa, n);
+        left -= n;
+        if (left === 0) break;
+      }
+    }
+    this.push(chain.head, len);
   }
 
   /** Returns a chain to the driver with `len` bytes written. Call notify() after a batch. */
@@ -203,6 +236,10 @@ export class Virtqueue {
       v.usedElems[slot + 1] = len;
       this.usedIdx = (this.usedIdx + 1) & 0xffff;
       Atomics.store(v.used, 1, this.usedIdx);
+      if (this.log) {
+        this.logUsed(4 + slot * 4, 8);
+        this.logUsed(2, 2);
+      }
     } // else the ring was stopped: the element is dropped, the front-end resets the ring.
     if (--this.inFlight === 0) this.onSettled?.();
   }
@@ -215,6 +252,7 @@ export class Virtqueue {
     const now = this.usedIdx;
     if (old === now) return false;
     this.lastSignalledUsed = now;
+    this.log?.announce();
     let want: boolean;
     if (this.features.eventIdx) want = vringNeedEvent(Atomics.load(v.avail, v.usedEventAt), now, old);
     else want = (Atomics.load(v.avail, 0) & VIRTQ_AVAIL_F_NO_INTERRUPT) === 0;
@@ -233,5 +271,6 @@ export class Virtqueue {
     this.lastAvailIdx = 0;
     this.usedIdx = 0;
     this.lastSignalledUsed = 0;
+    this.logUsedAt = null;
   }
 }
