@@ -29,7 +29,12 @@ import {
   VRING_IDX_MASK,
   VRING_NOFD_MASK,
   VRING_STATE_SIZE,
+  DEVICE_STATE_NO_FD,
+  DEVICE_STATE_PARAMS_SIZE,
+  MIGRATION_PHASE_STOPPED,
+  TransferDirection,
   bit,
+  decodeDeviceStateParams,
   decodeLog,
   decodeMemoryTable,
   decodeSingleRegion,
@@ -41,6 +46,7 @@ import {
   requestName,
 } from '../protocol/messages';
 import { Logger, VhostUserDevice, consoleLogger } from './device';
+import { TransferOutcome, loadFrom, saveInto } from './state-transfer';
 
 /** The message cannot be trusted (bad size, bad version): the connection is dropped. */
 export class ProtocolError extends Error {}
@@ -66,6 +72,8 @@ const HAS_REPLY = new Set<number>([
   Request.GET_MAX_MEM_SLOTS,
   Request.GET_STATUS,
   Request.SET_LOG_BASE,
+  Request.SET_DEVICE_STATE_FD,
+  Request.CHECK_DEVICE_STATE,
 ]);
 
 interface VringSlot {
@@ -100,6 +108,8 @@ export class VhostUserBackend implements ConnectionHandler {
   /** Regions no longer in the table, unmapped once no chain in flight can still point into them. */
   private retired: MemoryRegion[] = [];
   private backendReqFd: number | null = null;
+  /** The last SET_DEVICE_STATE_FD transfer, for CHECK_DEVICE_STATE. */
+  private transfer: Promise<TransferOutcome> | null = null;
   /** The dirty-page log shared by SET_LOG_BASE; used while VHOST_F_LOG_ALL is acked. */
   private dirtyLog: DirtyLog | null = null;
   private readonly vrings: VringSlot[];
@@ -129,6 +139,12 @@ export class VhostUserBackend implements ConnectionHandler {
 
   get offeredFeatures(): bigint {
     return RING_FEATURES | bit(VHOST_USER_F_PROTOCOL_FEATURES) | this.device.features;
+  }
+
+  /** DEVICE_STATE only for devices that can save and load their state. */
+  get offeredProtocolFeatures(): bigint {
+    const migrates = this.device.saveState !== undefined && this.device.loadState !== undefined;
+    return OFFERED_PROTOCOL_FEATURES | (migrates ? bit(ProtocolFeature.DEVICE_STATE) : 0n);
   }
 
   private has(f: ProtocolFeature): boolean {
@@ -229,6 +245,17 @@ export class VhostUserBackend implements ConnectionHandler {
         this.applyLogging();
         return null;
       }
+      case Request.SET_DEVICE_STATE_FD:
+        return this.setDeviceStateFd(p, takeFds());
+      case Request.CHECK_DEVICE_STATE: {
+        this.expectSize(p, 0);
+        if (!this.has(ProtocolFeature.DEVICE_STATE)) throw new RequestFailed('CHECK_DEVICE_STATE without the DEVICE_STATE protocol feature');
+        const outcome = this.transfer ? await this.transfer : { ok: false as const, error: 'no state transfer was started' };
+        this.transfer = null;
+        if (outcome.ok) this.log.info(`device state transferred (${outcome.bytes} bytes)`);
+        else this.log.error(outcome.error);
+        return encodeU64(outcome.ok ? 0n : 1n);
+      }
       case Request.SET_LOG_BASE:
         return this.setLogBase(p, takeFds());
       case Request.SET_LOG_FD: {
@@ -247,11 +274,12 @@ export class VhostUserBackend implements ConnectionHandler {
       }
       case Request.GET_PROTOCOL_FEATURES:
         this.expectSize(p, 0);
-        return encodeU64(OFFERED_PROTOCOL_FEATURES);
+        return encodeU64(this.offeredProtocolFeatures);
       case Request.SET_PROTOCOL_FEATURES: {
         this.expectSize(p, 8);
         const f = p.readBigUInt64LE(0);
-        if (f & ~OFFERED_PROTOCOL_FEATURES) throw new RequestFailed(`protocol features 0x${(f & ~OFFERED_PROTOCOL_FEATURES).toString(16)} were not offered`);
+        const offered = this.offeredProtocolFeatures;
+        if (f & ~offered) throw new RequestFailed(`protocol features 0x${(f & ~offered).toString(16)} were not offered`);
         this.protocolFeatures = f;
         return null;
       }
@@ -352,6 +380,36 @@ export class VhostUserBackend implements ConnectionHandler {
     }
   }
 
+  /**
+   * SET_DEVICE_STATE_FD: starts saving into (or loading from) the front-end's pipe, in the background
+   * (QEMU reads or writes the other end while we go on with messages), and answers at once.
+   */
+  private setDeviceStateFd(p: Buffer, fds: number[]): Buffer {
+    try {
+      if (!this.has(ProtocolFeature.DEVICE_STATE)) throw new RequestFailed('SET_DEVICE_STATE_FD without the DEVICE_STATE protocol feature');
+      this.expectSize(p, DEVICE_STATE_PARAMS_SIZE);
+      if (fds.length !== 1) return this.stateRefused(`SET_DEVICE_STATE_FD with ${fds.length} fds`);
+      const { direction, phase } = decodeDeviceStateParams(p);
+      if (phase !== MIGRATION_PHASE_STOPPED) return this.stateRefused(`migration phase ${phase} is not supported (only 0, stopped)`);
+      if (direction !== TransferDirection.SAVE && direction !== TransferDirection.LOAD) return this.stateRefused(`transfer direction ${direction}`);
+      if (this.vrings.some((s) => s.started)) return this.stateRefused('device state transfer while a ring runs');
+      const fd = fds.splice(0, 1)[0];
+      this.transfer = direction === TransferDirection.SAVE ? saveInto(this.device, fd) : loadFrom(this.device, fd);
+      this.log.info(`device state: ${direction === TransferDirection.SAVE ? 'saving' : 'loading'}`);
+      return encodeU64(DEVICE_STATE_NO_FD);
+    } finally {
+      fds.forEach(closeFd);
+    }
+  }
+
+  /** The front-end always waits for this reply: a refusal is an error code in it, not silence. */
+  private stateRefused(why: string): Buffer {
+    this.stats.failedRequests++;
+    this.log.error(`SET_DEVICE_STATE_FD: ${why}`);
+    this.transfer = null;
+    return encodeU64(1n | DEVICE_STATE_NO_FD);
+  }
+
   /** SET_LOG_BASE with LOG_SHMFD: maps the front-end's bitmap (replacing the last one) and says so. */
   private setLogBase(p: Buffer, fds: number[]): Buffer {
     try {
@@ -365,7 +423,8 @@ export class VhostUserBackend implements ConnectionHandler {
       try {
         log = new DirtyLog(fds[0], size, offset);
       } catch (e) {
-        throw new RequestFailed(`cannot map the dirty log (${l.mmap_size} bytes at ${l.mmap_offset}): ${(e as Error).message}`);
+        // QEMU takes the reply as "mapped" whatever it holds: going on would migrate without logging.
+        throw new ProtocolError(`cannot map the dirty log (${l.mmap_size} bytes at ${l.mmap_offset}): ${(e as Error).message}`);
       }
       this.dirtyLog?.close();
       this.dirtyLog = log;

@@ -21,6 +21,14 @@ export interface VhostUserDevice {
    * `disconnect` a front-end that is gone (everything is cancelled).
    */
   stopQueue(vq: Virtqueue, reason: 'stop' | 'disconnect'): Promise<void>;
+  /**
+   * Live migration (DEVICE_STATE), with every ring stopped: the state the driver depends on, as
+   * bytes the destination's loadState() understands (versioned by the device). Offered only by
+   * devices that have both.
+   */
+  saveState?(): Uint8Array | Promise<Uint8Array>;
+  /** Rebuilds the state saveState() wrote, before the rings start; throws if it cannot. */
+  loadState?(state: Uint8Array): void | Promise<void>;
   /** The front-end went away; every queue has been stopped already. */
   disconnected?(): void | Promise<void>;
 }

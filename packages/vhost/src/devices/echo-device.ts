@@ -9,8 +9,12 @@ export interface EchoOptions {
   numQueues?: number;
   /** Complete chains later, in shuffled order, instead of at once (tests out-of-order completion). */
   deferred?: boolean;
+  /** Bytes of filler in the migrated state (tests states larger than a pipe holds). */
+  stateFiller?: number;
   logger?: Logger;
 }
+
+const ECHO_STATE_MAGIC = 'vfsdecho';
 
 export class EchoDevice implements VhostUserDevice {
   readonly numQueues: number;
@@ -65,5 +69,22 @@ export class EchoDevice implements VhostUserDevice {
 
   async stopQueue(vq: Virtqueue): Promise<void> {
     this.flush(vq);
+  }
+
+  /** Migration: a magic, the count of echoed chains, then filler bytes (each byte its index & 0xff). */
+  saveState(): Uint8Array {
+    const filler = this.options.stateFiller ?? 0;
+    const b = Buffer.alloc(16 + filler);
+    b.write(ECHO_STATE_MAGIC, 0, 'latin1');
+    b.writeBigUInt64LE(BigInt(this.completed), 8);
+    for (let i = 0; i < filler; i++) b[16 + i] = i & 0xff;
+    return b;
+  }
+
+  loadState(state: Uint8Array): void {
+    const b = Buffer.from(state.buffer, state.byteOffset, state.byteLength);
+    if (b.length < 16 || b.toString('latin1', 0, 8) !== ECHO_STATE_MAGIC) throw new Error('not an echo device state');
+    for (let i = 16; i < b.length; i++) if (b[i] !== ((i - 16) & 0xff)) throw new Error(`state byte ${i} is corrupt`);
+    this.completed = Number(b.readBigUInt64LE(8));
   }
 }

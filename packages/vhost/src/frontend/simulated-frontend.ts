@@ -34,8 +34,8 @@ export interface NegotiateOptions {
   indirect?: boolean;
   /** Start every ring's indices here (wrap-around tests). */
   base?: number;
-  /** Also negotiate LOG_SHMFD (dirty-log tests). */
-  logShmfd?: boolean;
+  /** Also negotiate what live migration needs: LOG_SHMFD and DEVICE_STATE. */
+  migration?: boolean;
 }
 
 export interface SubmitOptions {
@@ -211,7 +211,7 @@ export class SimulatedFrontend {
     if (this.backendFeatures & bit(VHOST_USER_F_PROTOCOL_FEATURES)) {
       const offered = await this.getU64(Request.GET_PROTOCOL_FEATURES);
       const want =
-        bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) | bit(ProtocolFeature.STATUS) | (opts.logShmfd ? bit(ProtocolFeature.LOG_SHMFD) : 0n);
+        bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) | bit(ProtocolFeature.STATUS) | (opts.migration ? bit(ProtocolFeature.LOG_SHMFD) | bit(ProtocolFeature.DEVICE_STATE) : 0n);
       this.protocolFeatures = offered & want;
       await this.request(Request.SET_PROTOCOL_FEATURES, encodeU64(this.protocolFeatures));
       const qn = await this.getU64(Request.GET_QUEUE_NUM);

@@ -43,6 +43,9 @@ export enum Request {
   REM_MEM_REG = 38,
   SET_STATUS = 39,
   GET_STATUS = 40,
+  GET_SHARED_OBJECT = 41,
+  SET_DEVICE_STATE_FD = 42,
+  CHECK_DEVICE_STATE = 43,
 }
 
 export function requestName(code: number): string {
@@ -77,6 +80,9 @@ export enum ProtocolFeature {
   INBAND_NOTIFICATIONS = 14,
   CONFIGURE_MEM_SLOTS = 15,
   STATUS = 16,
+  XEN_MMAP = 17,
+  SHARED_OBJECT = 18,
+  DEVICE_STATE = 19,
 }
 
 /** Virtio and vhost feature bits used by this backend. */
@@ -149,6 +155,30 @@ export function encodeLog(l: VhostUserLog): Buffer {
   b.writeBigUInt64LE(l.mmap_offset, 8);
   return b;
 }
+
+/** SET_DEVICE_STATE_FD payload ("device state transfer parameters"): direction, then phase. */
+export enum TransferDirection {
+  SAVE = 0,
+  LOAD = 1,
+}
+/** The only phase defined: the devices are stopped, after memory was transferred. */
+export const MIGRATION_PHASE_STOPPED = 0;
+export const DEVICE_STATE_PARAMS_SIZE = 8;
+export interface DeviceStateParams {
+  direction: number;
+  phase: number;
+}
+export function decodeDeviceStateParams(p: Buffer): DeviceStateParams {
+  return { direction: p.readUInt32LE(0), phase: p.readUInt32LE(4) };
+}
+export function encodeDeviceStateParams(d: DeviceStateParams): Buffer {
+  const b = Buffer.alloc(DEVICE_STATE_PARAMS_SIZE);
+  b.writeUInt32LE(d.direction, 0);
+  b.writeUInt32LE(d.phase, 4);
+  return b;
+}
+/** SET_DEVICE_STATE_FD reply: bits 0-7 an error code, bit 8 "no fd of the back-end's own". */
+export const DEVICE_STATE_NO_FD = 0x100n;
 
 /** struct vhost_vring_addr: ring addresses are front-end (QEMU) virtual addresses. */
 export interface VringAddr {

@@ -93,6 +93,7 @@ const c = {
   eventfd: libc.func('int eventfd(uint32_t initval, int flags)') as (initval: number, flags: number) => number,
   memfdCreate: libc.func('int memfd_create(const char *name, uint32_t flags)') as (name: string, flags: number) => number,
   fcntl: libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number,
+  pipe2: libc.func('int pipe2(int *fds, int flags)') as (fds: Int32Array, flags: number) => number,
   // void * results are BigInt addresses in koffi.
   mmap: libc.func('void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)') as (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => bigint | null,
   munmap: libc.func('int munmap(void *addr, size_t length)') as (addr: bigint, length: number) => number,
@@ -138,6 +139,13 @@ export function memfdCreate(name: string, flags: number): number {
 
 export function fcntl(fd: number, cmd: number, arg: number): number {
   return check('fcntl', orErrno(c.fcntl(fd, cmd, arg)));
+}
+
+/** A pipe: [read end, write end] (the front-end's channel of a device-state transfer, in tests). */
+export function pipe2(flags = 0): [number, number] {
+  const fds = new Int32Array(2);
+  check('pipe2', orErrno(c.pipe2(fds, flags)));
+  return [fds[0], fds[1]];
 }
 
 export function setNonBlocking(fd: number, on: boolean): void {
