@@ -76,6 +76,16 @@ describe('vfsd options', () => {
     expect(parse(['-o', `source=${dir},killpriv_v2`]).killprivV2).toBe(true);
   });
 
+  test('migration options: find-paths and both error policies; what is not built yet is refused, not ignored', () => {
+    const parse = (args: string[]) => parseOptions(['--socket-path', '/tmp/a.sock', '--shared-dir', dir, ...args]) as Options;
+    expect(parse([]).migrationOnError).toBe('abort');
+    expect(parse(['--migration-mode', 'find-paths', '--migration-on-error', 'guest-error']).migrationOnError).toBe('guest-error');
+    expect(() => parse(['--migration-mode', 'file-handles'])).toThrow(/--migration-mode file-handles is not supported yet/);
+    expect(() => parse(['--migration-verify-handles'])).toThrow(/not supported yet/);
+    expect(() => parse(['--migration-confirm-paths'])).toThrow(/not supported yet/);
+    expect(() => parse(['--migration-on-error', 'ignore'])).toThrow(/migration-on-error/);
+  });
+
   test('--inode-file-handles mandatory refuses to start where open_by_handle_at is not allowed; prefer falls back', () => {
     // As an unprivileged user (no CAP_DAC_READ_SEARCH): util-linux's setpriv drops root.
     const share = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-fh-'));
@@ -196,7 +206,7 @@ describe('vfsd options', () => {
   test('--print-capabilities prints the JSON libvirt reads, in virtiofsd\'s format', () => {
     const r = spawnSync(process.execPath, [BIN, '--print-capabilities'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ type: 'fs', features: ['separate-options'] });
+    expect(JSON.parse(r.stdout)).toEqual({ type: 'fs', features: ['migrate-precopy', 'separate-options'] });
     // virtiofsd prints it pretty, two spaces, "type" first.
     expect(r.stdout.startsWith('{\n  "type": "fs"')).toBe(true);
   });

@@ -95,7 +95,7 @@ describe('charts', () => {
   test('come from the machine definitions, transitions from any state included', () => {
     const device = machineChart(deviceMachine);
     expect(device.initial).toBe('connected');
-    expect(device.states.map((s) => s.id)).toEqual(['connected', 'negotiated', 'memoryMapped', 'running', 'stopping', 'stopped']);
+    expect(device.states.map((s) => s.id)).toEqual(['connected', 'negotiated', 'memoryMapped', 'running', 'savingState', 'loadingState', 'stopping', 'stopped']);
     expect(device.transitions).toContainEqual({ from: '*', to: 'stopping', event: 'disconnected' });
     expect(device.states.find((s) => s.id === 'stopped')?.final).toBe(true);
     const charts = allCharts();

@@ -140,4 +140,17 @@ export interface FileSystem {
   syncfs?(ctx: RequestContext, req: SyncfsRequest): Awaitable<void>;
   /** The session ended (DESTROY or disconnect): release everything; blocked calls are cancelled. */
   shutdown?(): Promise<void>;
+  /**
+   * Live migration, with every queue stopped: what the guest depends on (the inodes it knows, the
+   * handles it holds) as JSON data that loadState() of the destination's filesystem rebuilds.
+   */
+  saveState?(): Awaitable<MigrationState>;
+  /**
+   * Before the destination's queues start: rebuilds saveState()'s state, or throws (the migration
+   * fails). Returns warnings for the log (what the guest will find missing).
+   */
+  loadState?(state: MigrationState): Awaitable<readonly string[] | void>;
 }
+
+/** What moves in a migration stream: plain JSON (bigints as decimal strings). */
+export type MigrationState = string | number | boolean | null | MigrationState[] | { [key: string]: MigrationState };

@@ -41,6 +41,24 @@ export class HandleTable {
     return entry;
   }
 
+  /** Migration (source): every open handle. */
+  values(): IterableIterator<HandleEntry> {
+    return this.byFh.values();
+  }
+
+  get nextHandle(): bigint {
+    return this.nextFh;
+  }
+
+  /** Migration (destination): a handle the guest holds, opened again. */
+  restore(fh: bigint, nodeid: bigint, fd: number): HandleEntry {
+    if (fh <= 0n || this.byFh.has(fh)) throw new Error(`fh ${fh} is taken`);
+    const entry: HandleEntry = { fh, nodeid, file: new SharedFd(fd, this.closeFd) };
+    this.byFh.set(fh, entry);
+    if (fh >= this.nextFh) this.nextFh = fh + 1n;
+    return entry;
+  }
+
   clear(): void {
     for (const entry of this.byFh.values()) entry.file.close();
     this.byFh.clear();

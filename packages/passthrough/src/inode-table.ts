@@ -5,7 +5,7 @@
 // With file handles (--inode-file-handles), an inode is also held by its handle (name_to_handle_at):
 // its O_PATH fd is then only a cache, closed when too many are open and reopened by handle on next use,
 // so the number of inodes a guest may know is no longer bounded by the open-file limit.
-import { EBADF, FUSE_ROOT_ID, FsError } from '@vfsd/core/abi';
+import { EBADF, EIO, FUSE_ROOT_ID, FsError } from '@vfsd/core/abi';
 import { SharedFd } from './shared-fd';
 import * as fs from 'node:fs';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from './sys/constants';
@@ -70,6 +70,11 @@ export class InodeTable {
    * must not be O_PATH): the first directory looked up there, opened for reading.
    */
   private readonly mountFds = new Map<number, number>();
+  /**
+   * Inodes a migration could not find again (--migration-on-error guest-error), with their lookups:
+   * their use fails with EIO, their FORGETs are counted.
+   */
+  private readonly lost = new Map<bigint, bigint>();
 
   constructor(
     rootFd: number,
@@ -105,7 +110,7 @@ export class InodeTable {
    */
   pin(nodeid: bigint): InodeEntry {
     const entry = this.byId.get(nodeid);
-    if (!entry) throw new FsError(EBADF, `unknown nodeid ${nodeid}`);
+    if (!entry) throw new FsError(this.lost.has(nodeid) ? EIO : EBADF, `${this.lost.has(nodeid) ? 'lost in migration' : 'unknown'}: nodeid ${nodeid}`);
     if (entry.fileHandle) {
       if (entry.evicted) this.reopen(entry);
       else {
@@ -177,6 +182,12 @@ export class InodeTable {
 
   /** FORGET: drops n lookups; at zero the inode leaves the table and its fd closes (once unpinned). */
   forget(nodeid: bigint, n: bigint): InodeEntry | undefined {
+    const lost = this.lost.get(nodeid);
+    if (lost !== undefined) {
+      if (lost > n) this.lost.set(nodeid, lost - n);
+      else this.lost.delete(nodeid);
+      return undefined;
+    }
     const entry = this.byId.get(nodeid);
     if (!entry || nodeid === FUSE_ROOT_ID) return undefined;
     entry.lookups = entry.lookups > n ? entry.lookups - n : 0n;
@@ -198,6 +209,35 @@ export class InodeTable {
     return parent.mntId !== undefined && inode.mntId !== undefined && parent.mntId >= 0n && inode.mntId >= 0n && parent.mntId !== inode.mntId;
   }
 
+  /** Migration (source): every inode the guest knows, the root excluded. */
+  *known(): IterableIterator<InodeEntry> {
+    for (const entry of this.byId.values()) if (entry.nodeid !== FUSE_ROOT_ID) yield entry;
+  }
+
+  /** Migration: the nodeid the next new inode gets. */
+  get nextNodeid(): bigint {
+    return this.nextId;
+  }
+
+  /**
+   * Migration (destination): an inode the guest knows as `nodeid`, found again (its fd now ours). The
+   * fd is kept for the inode's life (no file handle is taken for it).
+   */
+  restore(nodeid: bigint, fd: number, stat: StatRecord, lookups: bigint): InodeEntry {
+    if (nodeid <= FUSE_ROOT_ID || this.byId.has(nodeid) || this.lost.has(nodeid)) throw new Error(`nodeid ${nodeid} is taken`);
+    const mntId = this.mountIdOf(fd, stat);
+    const entry = this.insert(nodeid, fd, stat, lookups, mntId, undefined);
+    if (nodeid >= this.nextId) this.nextId = nodeid + 1n;
+    return entry;
+  }
+
+  /** Migration (destination): an inode the guest knows that could not be found again. */
+  markLost(nodeid: bigint, lookups: bigint): void {
+    if (nodeid <= FUSE_ROOT_ID || this.byId.has(nodeid)) throw new Error(`nodeid ${nodeid} is taken`);
+    this.lost.set(nodeid, lookups);
+    if (nodeid >= this.nextId) this.nextId = nodeid + 1n;
+  }
+
   /** Drops everything (shutdown), root included. */
   clear(): void {
     for (const entry of this.byId.values()) entry.handle.close();
@@ -206,6 +246,7 @@ export class InodeTable {
     this.byKey.clear();
     this.open.clear();
     this.mountFds.clear();
+    this.lost.clear();
   }
 
   /**
@@ -267,7 +308,8 @@ export class InodeTable {
       lookups,
     };
     this.byId.set(nodeid, entry);
-    this.byKey.set(entry.key, entry);
+    // Two migrated nodeids may name one inode (hard links found by two paths): the first keeps the key.
+    if (!this.byKey.has(entry.key)) this.byKey.set(entry.key, entry);
     if (fileHandle) this.open.set(nodeid, entry);
     return entry;
   }

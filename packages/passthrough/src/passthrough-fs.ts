@@ -93,12 +93,13 @@ import {
   type ReleaseRequest,
   type RequestContext,
 } from '@vfsd/core/abi';
-import { always, recover, then, type Awaitable } from '@vfsd/core/abi';
+import { always, recover, then, type Awaitable, type MigrationState } from '@vfsd/core/abi';
 import { addAttrFlags, timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
+import { loadTables, saveTables, type MigrationOnError } from './migration';
 import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
 import type { HandleEntry } from './handle-table';
@@ -152,6 +153,8 @@ export interface PassthroughOptions {
   xattr?: boolean;
   /** Refuse every change to the shared directory with EROFS (default false). */
   readonly?: boolean;
+  /** A live migration's destination: what to do with an inode or handle not found again (default abort). */
+  migrationOnError?: MigrationOnError;
   /**
    * Offer FUSE_WRITEBACK_CACHE (default false): the guest caches writes and sends them later. Files are
    * then opened read-write even for O_WRONLY (the guest reads to fill partial pages), and O_APPEND is the
@@ -264,6 +267,7 @@ export class PassthroughFs implements FileSystem {
   private readonly cache: CacheMode;
   private readonly xattr: boolean;
   private readonly readonly: boolean;
+  private readonly migrationOnError: MigrationOnError;
   /** File handles as in force: the mode, and why 'prefer' fell back to fds (for the log). */
   readonly fileHandles: { mode: FileHandleMode; fallback?: string };
   /** What the last INIT negotiated (each connection starts with one). */
@@ -298,6 +302,7 @@ export class PassthroughFs implements FileSystem {
     this.cache = options.cache ?? 'auto';
     this.xattr = options.xattr ?? false;
     this.readonly = options.readonly ?? false;
+    this.migrationOnError = options.migrationOnError ?? 'abort';
     const t = timeout(options.timeoutSeconds ?? CACHE_TIMEOUT[this.cache]);
     this.entryTimeout = t;
     this.attrTimeout = t;
@@ -332,6 +337,17 @@ export class PassthroughFs implements FileSystem {
     });
     this.handles = new HandleTable((fd) => this.closeFile(fd));
     this.locks = new LockTable(this.pool, (fd) => this.closeFile(fd));
+  }
+
+  /** Live migration (source, queues stopped): the inodes and handles the guest holds, by path. */
+  saveState(): MigrationState {
+    return saveTables(this.inodes, this.handles);
+  }
+
+  /** Live migration (destination, before any request): the same inodes and handles, opened again here. */
+  loadState(state: MigrationState): string[] {
+    // Each lost one is an error the guest will meet on that inode or handle (guest-error): say which.
+    return loadTables(this.inodes, this.handles, state, this.migrationOnError).lost.map((l) => `migration: ${l}; the guest gets EIO there`);
   }
 
   async init(_ctx: RequestContext, req: InitRequest): Promise<InitReply> {

@@ -1,6 +1,8 @@
 // The vhost-user session of one front-end: connected -> negotiated (features) -> memoryMapped
 // (memory table) -> running (rings started) -> stopping (front-end gone) -> stopped. Each started
-// ring is a child virtqueue actor.
+// ring is a child virtqueue actor. A live migration moves the session's state with the rings
+// stopped: savingState on the source, loadingState on the destination, then back to memoryMapped
+// until rings start again.
 import { assign, enqueueActions, setup, type ActorRefFrom } from 'xstate';
 import { virtqueueMachine, type RingControl } from './virtqueue.machine';
 
@@ -8,6 +10,9 @@ export type DeviceEvent =
   | { type: 'featuresNegotiated'; features: bigint }
   | { type: 'memoryMapped'; regions: number }
   | { type: 'queueStarted'; runtime: RingControl }
+  | { type: 'savingStarted' }
+  | { type: 'loadingStarted' }
+  | { type: 'migrationEnded' }
   | { type: 'disconnected' }
   | { type: 'queuesSettled' };
 
@@ -58,6 +63,8 @@ export const deviceMachine = setup({
         featuresNegotiated: { actions: 'recordFeatures' },
         memoryMapped: { actions: 'recordMemory' },
         queueStarted: { target: 'running', actions: 'startQueue' },
+        savingStarted: 'savingState',
+        loadingStarted: 'loadingState',
       },
     },
     running: {
@@ -65,7 +72,16 @@ export const deviceMachine = setup({
         featuresNegotiated: { actions: 'recordFeatures' },
         memoryMapped: { actions: 'recordMemory' },
         queueStarted: { actions: 'startQueue' },
+        // The front-end has stopped every ring first (GET_VRING_BASE); the back-end checks.
+        savingStarted: 'savingState',
+        loadingStarted: 'loadingState',
       },
+    },
+    savingState: {
+      on: { migrationEnded: 'memoryMapped', featuresNegotiated: { actions: 'recordFeatures' } },
+    },
+    loadingState: {
+      on: { migrationEnded: 'memoryMapped', featuresNegotiated: { actions: 'recordFeatures' } },
     },
     stopping: {
       on: { queuesSettled: 'stopped' },

@@ -30,11 +30,12 @@ import {
   fuse_statfs_out,
   type FuseAttrOutReply,
   type FuseEntryOutReply,
+  type FuseInitIn,
   type FuseOpenOut,
 } from '../fuse/structs';
 import { packDirents, packDirentplus } from '../fuse/dirent';
 import { then } from '../awaitable';
-import { FsError, type DirEntry, type FileSystem, type ReadTarget, type RequestContext } from '../filesystem';
+import { FsError, type DirEntry, type FileSystem, type MigrationState, type ReadTarget, type RequestContext } from '../filesystem';
 import type { ReplyWriter } from './reply-writer';
 
 const ALWAYS_OFFERED = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_INIT_EXT;
@@ -80,7 +81,15 @@ function writeCount(out: ReplyWriter, u: bigint, n: number): void {
   if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeWriteReply(out.bytes, 0, u, n));
 }
 
+/** The FUSE session a migration carries: the INIT the kernel sent (replayed on the destination) and the filesystem's state. */
+export interface FuseSessionState {
+  init: FuseInitIn | null;
+  fs: MigrationState;
+}
+
 export class FuseServer {
+  /** The kernel's INIT, kept for a migration to replay it. */
+  private initArg: FuseInitIn | null = null;
   /** Negotiated minor; requests are decoded with the matching compatibility sizes. */
   readonly decodeOptions: { minor: number; setxattrExt: boolean } = { minor: FUSE_KERNEL_MINOR_VERSION, setxattrExt: false };
   initialized = false;
@@ -262,6 +271,7 @@ export class FuseServer {
       this.decodeOptions.minor = Math.min(a.minor, FUSE_KERNEL_MINOR_VERSION);
       this.decodeOptions.setxattrExt = false;
       this.initialized = true;
+      this.initArg = { ...a };
       reply({
         ...zeroInit(),
         ...wanted,
@@ -277,11 +287,43 @@ export class FuseServer {
     });
   }
 
+  /** Live migration: the session as the destination needs it (see FileSystem.saveState). */
+  async saveState(): Promise<FuseSessionState> {
+    if (!this.fs.saveState) throw new Error('this filesystem cannot be migrated');
+    return { init: this.initialized ? this.initArg : null, fs: await this.fs.saveState() };
+  }
+
+  /**
+   * The destination's side: the filesystem negotiates the kernel's INIT again (its reply is dropped:
+   * the guest already has it), then rebuilds its tables. No request has been served yet.
+   */
+  async loadState(state: FuseSessionState, ctx: RequestContext): Promise<readonly string[]> {
+    if (state.init) {
+      const a = state.init;
+      if (a.major !== FUSE_KERNEL_VERSION || a.minor < 31) throw new Error(`migrated session has FUSE ${a.major}.${a.minor}`);
+      const req: InitRequest = { opcode: FuseOpcode.FUSE_INIT, noReply: false, header: migratedInitHeader(), ext: undefined, arg: a };
+      if (this.fs.init) await this.fs.init(ctx, req);
+      this.decodeOptions.minor = Math.min(a.minor, FUSE_KERNEL_MINOR_VERSION);
+      this.decodeOptions.setxattrExt = false;
+      this.initArg = { ...a };
+      this.initialized = true;
+    }
+    if (state.fs !== null) {
+      if (!this.fs.loadState) throw new Error('the migrated session has filesystem state, this filesystem cannot load it');
+      return (await this.fs.loadState(state.fs)) ?? [];
+    }
+    return [];
+  }
+
   private writeDirents(out: ReplyWriter, u: bigint, entries: DirEntry[], size: number, plus: boolean): void {
     const body = Buffer.alloc(size);
     const n = plus ? packDirentplus(body, 0, size, toPlus(entries)).size : packDirents(body, 0, size, entries).size;
     writeData(out, u, body.subarray(0, n));
   }
+}
+
+function migratedInitHeader(): InitRequest['header'] {
+  return { len: 0, opcode: FuseOpcode.FUSE_INIT, unique: 0n, nodeid: 0n, uid: 0, gid: 0, pid: 0, total_extlen: 0 };
 }
 
 function zeroInit(): Parameters<typeof encodeInitReply>[3] {

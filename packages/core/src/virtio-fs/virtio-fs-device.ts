@@ -6,6 +6,7 @@ import { deviceMachine } from '../actors/device.machine';
 import { Inspection } from '../actors/inspection';
 import type { FileSystem } from '../filesystem';
 import { FuseServer } from '../server/fuse-server';
+import { decodeDeviceState, encodeDeviceState } from './device-state';
 import { FuseSession, QueueRuntime, type InFlightRequest, type QueueStats, type RequestLogEntry } from './queue-runtime';
 
 export interface VirtioFsDeviceOptions {
@@ -68,6 +69,27 @@ export class VirtioFsDevice implements VhostUserDevice {
     this.actor.send({ type: 'disconnected' });
     await this.options.fs.shutdown?.();
     this.actor.send({ type: 'queuesSettled' });
+  }
+
+  /** Live migration, source side (every ring stopped): the FUSE session and the filesystem's tables. */
+  async saveState(): Promise<Uint8Array> {
+    this.actor.send({ type: 'savingStarted' });
+    try {
+      return encodeDeviceState(await this.session.server.saveState());
+    } finally {
+      this.actor.send({ type: 'migrationEnded' });
+    }
+  }
+
+  /** Destination side, before the rings start: the guest goes on with the session it had. */
+  async loadState(bytes: Uint8Array): Promise<void> {
+    this.actor.send({ type: 'loadingStarted' });
+    try {
+      const ctx = { unique: 0n, uid: 0, gid: 0, pid: 0, signal: new AbortController().signal };
+      for (const w of await this.session.server.loadState(decodeDeviceState(bytes), ctx)) this.options.logger.warn(w);
+    } finally {
+      this.actor.send({ type: 'migrationEnded' });
+    }
   }
 
   /** Each started ring's indices and counters, with its queue actor (read-only, for the visualizer). */
