@@ -63,9 +63,10 @@ export class RequestRun {
     } catch (e) {
       if (!(e instanceof FuseDecodeError)) throw e;
       q.log.error(`queue ${q.index} head ${chain.head}: ${e.message}`);
-      if (e.noReply) return this.done(out);
+      // No unique, no reply: one with unique 0 could not be matched to anything by the driver.
+      if (e.noReply || e.unique === undefined) return this.done(out);
       this.send({ type: 'decodeFailed', errno: e.errno });
-      out.error(e.unique ?? 0n, e.errno);
+      out.error(e.unique, e.errno);
       return this.done(out);
     }
     if (req.opcode === FuseOpcode.FUSE_INTERRUPT) {

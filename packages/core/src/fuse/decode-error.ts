@@ -4,8 +4,8 @@ import { opcodeName } from './opcodes';
  * A request that cannot be decoded. It carries what the server needs to
  * answer it: the errno (positive, e.g. EINVAL) and the request's unique id.
  *
- * - `unique === undefined`: not even fuse_in_header could be read; there is
- *   nothing to reply to (drop the buffer, it is a transport-level fault).
+ * - `unique === undefined`: not even the header's unique could be read; there
+ *   is nothing to reply to (give the chain back with no reply).
  * - `noReply`: the opcode never gets a reply (FORGET, BATCH_FORGET,
  *   NOTIFY_REPLY, INTERRUPT); log and drop.
  * - otherwise reply with encodeErrorReply(buf, off, unique, errno).
