@@ -677,15 +677,15 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
   const header = fuse_in_header.read(view, buf.byteOffset);
   const { opcode, unique } = header;
   if (header.len !== total) {
-    return new FuseDecodeError(EINVAL, `len ${header.len} != ${total} bytes received`, unique, opcode, isNoReply(opcode));
+    return new FuseDecodeError(EINVAL, `len ${header.len} != ${total} bytes received`, unique, opcode, isNoReply(opcode), 'bad header');
   }
   const decoder = opcode < TABLE.length ? TABLE[opcode] : undefined;
   if (decoder === undefined) {
-    return new FuseDecodeError(ENOSYS, 'unknown opcode', unique, opcode);
+    return new FuseDecodeError(ENOSYS, 'unknown opcode', unique, opcode, false, 'unknown opcode');
   }
   const extBytes = header.total_extlen * 8;
   if (extBytes > total - fuse_in_header.size) {
-    return new FuseDecodeError(EINVAL, `total_extlen ${header.total_extlen} exceeds the request`, unique, opcode, isNoReply(opcode));
+    return new FuseDecodeError(EINVAL, `total_extlen ${header.total_extlen} exceeds the request`, unique, opcode, isNoReply(opcode), 'bad header');
   }
   const p = new Parser(buf, view, header, total - extBytes, opts.minor ?? FUSE_KERNEL_MINOR_VERSION, opts);
   try {
@@ -703,9 +703,9 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
  */
 function shortHeader(buf: Buffer): FuseDecodeError {
   const detail = `${buf.length} bytes cannot hold fuse_in_header`;
-  if (buf.length < UNIQUE_END) return new FuseDecodeError(EINVAL, detail);
+  if (buf.length < UNIQUE_END) return new FuseDecodeError(EINVAL, detail, undefined, undefined, false, 'short header');
   const opcode = buf.readUInt32LE(4);
-  return new FuseDecodeError(EINVAL, detail, buf.readBigUInt64LE(8), opcode, isNoReply(opcode));
+  return new FuseDecodeError(EINVAL, detail, buf.readBigUInt64LE(8), opcode, isNoReply(opcode), 'short header');
 }
 
 /** fuse_in_header's unique ends at byte 16 (after len and opcode). */
