@@ -16,7 +16,7 @@ const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 /** A stand-in for a VirtioFsDevice: a real device actor, and counters the test moves. */
 function fakeDevice(inspection: Inspection) {
   const actor = createActor(deviceMachine, { inspect: inspection.inspect }).start();
-  const d = { actor, completedRequests: 0, liveRequests: 0, queueStats: () => [], inFlightRequests: () => [] };
+  const d = { actor, completedRequests: 0, liveRequests: 0, guestFaults: { total: 0, byKind: {} } as VirtioFsDevice['guestFaults'], queueStats: () => [], inFlightRequests: () => [] };
   return d as typeof d & VirtioFsDevice;
 }
 
@@ -88,6 +88,10 @@ describe('Sampler', () => {
     const s = sampler.sample();
     expect(s.rate).toBe(2000);
     expect(s.devices[0].completed).toBe(500);
+    // Guest faults: the total, and the kinds seen.
+    d.guestFaults = { total: 7, byKind: { 'short header': 0, 'bad header': 0, 'unknown opcode': 5, 'bad arguments': 2, 'bad chain': 0, 'broken ring': 0 } };
+    expect(sampler.sample().devices[0]).toMatchObject({ guestFaults: 7, guestFaultsByKind: { 'unknown opcode': 5, 'bad arguments': 2 } });
+    expect(Object.keys(sampler.sample().devices[0].guestFaultsByKind)).toEqual(['unknown opcode', 'bad arguments']);
   });
 });
 

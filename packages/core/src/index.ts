@@ -7,5 +7,6 @@ export * from './actors/virtqueue.machine';
 export * from './actors/device.machine';
 export * from './virtio-fs/request-context';
 export * from './virtio-fs/queue-runtime';
+export * from './virtio-fs/guest-faults';
 export * from './virtio-fs/virtio-fs-device';
 export * from './actors/request-run';

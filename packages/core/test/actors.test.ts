@@ -88,6 +88,14 @@ describe('actor core', () => {
     expect(r.error).toBe(-EINVAL);
     expect(r.unique).toBe(77n);
     expect((await c.request(4000, 1n, [], 16)).error).toBe(-ENOSYS);
+    // Shorter than fuse_in_header: answered with its own unique while that is readable (16 bytes),
+    // else given back with nothing written (a reply with unique 0 matches nothing in the driver).
+    const header = c.encode(FuseOpcode.FUSE_GETATTR, 2n, [], 4242n);
+    const short = await c.raw(header.subarray(0, 16), 16);
+    expect(short).toMatchObject({ error: -EINVAL, unique: 4242n });
+    expect((await fe.submit(1, [header.subarray(0, 12)], [16])).len).toBe(0);
+    expect((await fe.submit(1, [], [16])).len).toBe(0);
+    expect((await c.getattr(2n)).error).toBe(0);
     expect(rig.devices[0].liveRequests).toBe(0);
     fe.close();
   });

@@ -40,6 +40,10 @@ export interface DeviceView {
   queues: number;
   completed: number;
   live: number;
+  /** Malformed requests, bad chains, a broken ring: what the guest got wrong since it connected. */
+  guestFaults: number;
+  /** The same by kind (only kinds seen). */
+  guestFaultsByKind: Record<string, number>;
 }
 
 export interface QueueView {

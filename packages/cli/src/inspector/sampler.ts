@@ -176,6 +176,7 @@ export class Sampler {
       const ctx = contextOf('device', snap) ?? {};
       const qs = d.queueStats();
       const completed = d.completedRequests;
+      const faults = d.guestFaults;
       completedDelta += completed - (this.lastCompleted.get(d) ?? completed);
       this.lastCompleted.set(d, completed);
       devices.push({
@@ -187,6 +188,8 @@ export class Sampler {
         queues: qs.length,
         completed,
         live: d.liveRequests,
+        guestFaults: faults.total,
+        guestFaultsByKind: Object.fromEntries(Object.entries(faults.byKind).filter(([, n]) => n > 0)),
       });
       for (const q of qs) {
         queues.push({

@@ -403,6 +403,8 @@ function App() {
                     <dd>{fmtCount(d.completed)}</dd>
                     <dt>live requests</dt>
                     <dd>{d.live}</dd>
+                    <dt>guest faults</dt>
+                    <dd title={Object.entries(d.guestFaultsByKind ?? {}).map(([k, n]) => `${k}: ${n}`).join('\n')}>{fmtCount(d.guestFaults ?? 0)}</dd>
                   </dl>
                 </button>
               ))}

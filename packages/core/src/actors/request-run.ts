@@ -5,7 +5,7 @@
 // an xstate actor per request cost about 8 µs of CPU and most of the garbage, the record well under 1).
 import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { DescriptorChain, Logger } from '@vfsd/vhost';
-import { FuseDecodeError } from '../fuse/decode-error';
+import { FuseDecodeError, type DecodeFailure } from '../fuse/decode-error';
 import { EIO } from '../fuse/errno';
 import { FuseOpcode } from '../fuse/opcodes';
 import { decodeRequestSegments, type DecodedRequest } from '../fuse/request';
@@ -23,6 +23,8 @@ export interface RequestQueue {
   readonly scratch: Uint8Array;
   /** Set while someone inspects: each request then runs as an xstate actor too. */
   readonly inspect: ((e: InspectionEvent) => void) | undefined;
+  /** A request the guest got wrong: counted, and logged as guest faults are (rate-limited). */
+  guestFault(kind: DecodeFailure, detail: string): void;
   /** FUSE_INTERRUPT for the request with this unique. */
   interrupt(unique: bigint): void;
   /** The request waits for its filesystem: interrupts and ring stops can reach it until it finishes. */
@@ -62,10 +64,11 @@ export class RequestRun {
       req = decodeRequestSegments(chain.readable, q.server.options);
     } catch (e) {
       if (!(e instanceof FuseDecodeError)) throw e;
-      q.log.error(`queue ${q.index} head ${chain.head}: ${e.message}`);
-      if (e.noReply) return this.done(out);
+      q.guestFault(e.kind, `queue ${q.index} head ${chain.head}: ${e.message}`);
+      // No unique, no reply: one with unique 0 could not be matched to anything by the driver.
+      if (e.noReply || e.unique === undefined) return this.done(out);
       this.send({ type: 'decodeFailed', errno: e.errno });
-      out.error(e.unique ?? 0n, e.errno);
+      out.error(e.unique, e.errno);
       return this.done(out);
     }
     if (req.opcode === FuseOpcode.FUSE_INTERRUPT) {

@@ -671,23 +671,21 @@ for (const [k, d] of Object.entries(DECODERS) as [string, (p: Parser) => Decoded
  */
 export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAULT_OPTIONS): DecodedRequest | FuseDecodeError {
   const total = bytes.byteLength;
-  if (total < fuse_in_header.size) {
-    return new FuseDecodeError(EINVAL, `${total} bytes cannot hold fuse_in_header`);
-  }
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, total);
+  if (total < fuse_in_header.size) return shortHeader(buf);
   const view = viewOf(buf);
   const header = fuse_in_header.read(view, buf.byteOffset);
   const { opcode, unique } = header;
   if (header.len !== total) {
-    return new FuseDecodeError(EINVAL, `len ${header.len} != ${total} bytes received`, unique, opcode, isNoReply(opcode));
+    return new FuseDecodeError(EINVAL, `len ${header.len} != ${total} bytes received`, unique, opcode, isNoReply(opcode), 'bad header');
   }
   const decoder = opcode < TABLE.length ? TABLE[opcode] : undefined;
   if (decoder === undefined) {
-    return new FuseDecodeError(ENOSYS, 'unknown opcode', unique, opcode);
+    return new FuseDecodeError(ENOSYS, 'unknown opcode', unique, opcode, false, 'unknown opcode');
   }
   const extBytes = header.total_extlen * 8;
   if (extBytes > total - fuse_in_header.size) {
-    return new FuseDecodeError(EINVAL, `total_extlen ${header.total_extlen} exceeds the request`, unique, opcode, isNoReply(opcode));
+    return new FuseDecodeError(EINVAL, `total_extlen ${header.total_extlen} exceeds the request`, unique, opcode, isNoReply(opcode), 'bad header');
   }
   const p = new Parser(buf, view, header, total - extBytes, opts.minor ?? FUSE_KERNEL_MINOR_VERSION, opts);
   try {
@@ -697,6 +695,21 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
     throw e;
   }
 }
+
+/**
+ * A request shorter than fuse_in_header: answerable (EINVAL) when its unique (bytes 8-15) is there,
+ * so that the driver can match the reply to the request; else there is nothing to answer. Its
+ * opcode (bytes 4-7) says whether a reply is expected at all.
+ */
+function shortHeader(buf: Buffer): FuseDecodeError {
+  const detail = `${buf.length} bytes cannot hold fuse_in_header`;
+  if (buf.length < UNIQUE_END) return new FuseDecodeError(EINVAL, detail, undefined, undefined, false, 'short header');
+  const opcode = buf.readUInt32LE(4);
+  return new FuseDecodeError(EINVAL, detail, buf.readBigUInt64LE(8), opcode, isNoReply(opcode), 'short header');
+}
+
+/** fuse_in_header's unique ends at byte 16 (after len and opcode). */
+const UNIQUE_END = 16;
 
 const WRITE_HEAD = fuse_in_header.size + fuse_write_in.size;
 

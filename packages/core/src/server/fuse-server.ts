@@ -22,6 +22,8 @@ import {
   encodeXattrSizeReply,
 } from '../fuse/reply';
 import {
+  direntplusSize,
+  direntSize,
   fuse_attr_out,
   fuse_entry_out,
   fuse_init_out,
@@ -51,6 +53,16 @@ function room(out: ReplyWriter, unique: bigint, size: number): boolean {
   if (out.begin(size)) return true;
   out.error(unique, EIO);
   return false;
+}
+
+/** Body bytes the chain can hold after the out header. */
+function bodyRoom(out: ReplyWriter): number {
+  return Math.max(0, out.capacity - OUT_HEADER_SIZE);
+}
+
+/** The request with another fuse_read_in.size (bounded by what the reply can carry). */
+function withSize<R extends { readonly arg: { readonly size: number } }>(req: R, size: number): R {
+  return { ...req, arg: { ...req.arg, size } };
 }
 
 function writeEmpty(out: ReplyWriter, u: bigint): void {
@@ -184,7 +196,10 @@ export class FuseServer {
         if (!fs.read) return missing();
         const views = out.bodyViews(req.arg.size);
         const into: ReadTarget | undefined = views && { buffers: views };
-        return then(fs.read(ctx, req, into), (r) => ('placed' in r ? out.placed(u, r.placed) : writeData(out, u, r)));
+        // A chain too small for `size` holds the reply only if the data is shorter: the filesystem
+        // reads one byte more than fits (that byte means EIO), never the guest's size (up to 4 GiB).
+        const r = views ? req : withSize(req, bodyRoom(out) + 1);
+        return then(fs.read(ctx, r, into), (d) => ('placed' in d ? out.placed(u, d.placed) : writeData(out, u, d)));
       }
       case FuseOpcode.FUSE_WRITE:
         return fs.write ? then(fs.write(ctx, req), (n) => writeCount(out, u, n)) : missing();
@@ -194,7 +209,10 @@ export class FuseServer {
       case FuseOpcode.FUSE_READDIRPLUS: {
         if (!fs.readdir) return missing();
         const plus = req.opcode === FuseOpcode.FUSE_READDIRPLUS;
-        return then(fs.readdir(ctx, req, plus), (entries) => this.writeDirents(out, u, entries, req.arg.size, plus));
+        // Only what the chain can carry is asked for and packed (the kernel goes on from the last cookie).
+        const size = Math.min(req.arg.size, bodyRoom(out));
+        const r = size === req.arg.size ? req : withSize(req, size);
+        return then(fs.readdir(ctx, r, plus), (entries) => this.writeDirents(out, u, entries, req.arg.size, size, plus));
       }
       case FuseOpcode.FUSE_FLUSH:
         return fs.flush ? then(fs.flush(ctx, req), done) : missing();
@@ -315,10 +333,16 @@ export class FuseServer {
     return [];
   }
 
-  private writeDirents(out: ReplyWriter, u: bigint, entries: DirEntry[], size: number, plus: boolean): void {
-    const body = Buffer.alloc(size);
-    const n = plus ? packDirentplus(body, 0, size, toPlus(entries)).size : packDirents(body, 0, size, entries).size;
-    writeData(out, u, body.subarray(0, n));
+  /** Packs into `room` bytes (at most the `asked` size); an empty body would say "end of directory". */
+  private writeDirents(out: ReplyWriter, u: bigint, entries: DirEntry[], asked: number, room: number, plus: boolean): void {
+    const body = Buffer.alloc(room);
+    const { count, size } = plus ? packDirentplus(body, 0, room, toPlus(entries)) : packDirents(body, 0, room, entries);
+    if (count === 0 && entries.length > 0) {
+      const first = entries[0].name.length;
+      // The first entry fits the size asked but not the chain: the reply cannot be written.
+      if ((plus ? direntplusSize(first) : direntSize(first)) <= asked) return out.error(u, EIO);
+    }
+    writeData(out, u, body.subarray(0, size));
   }
 }
 

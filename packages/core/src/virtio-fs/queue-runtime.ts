@@ -2,12 +2,14 @@
 // request's steps), gives chains back as their replies are written and notifies the driver by the
 // ring's rules. Nothing here waits: a request that blocks only holds its own chain.
 import type { ActorRefFrom } from 'xstate';
-import type { DescriptorChain, Logger, Virtqueue } from '@vfsd/vhost';
+import { ChainError, type DescriptorChain, type Logger, type Virtqueue, type VirtqueueError } from '@vfsd/vhost';
 import { RequestRun, type RequestQueue } from '../actors/request-run';
 import type { RequestState } from '../actors/request.logic';
 import type { RingControl, StopMode, virtqueueMachine } from '../actors/virtqueue.machine';
 import type { Inspection } from '../actors/inspection';
 import type { FuseServer } from '../server/fuse-server';
+import type { DecodeFailure } from '../fuse/decode-error';
+import { GuestFaults } from './guest-faults';
 
 export type { StopMode } from '../actors/virtqueue.machine';
 
@@ -63,12 +65,17 @@ export class FuseSession {
   /** Request actors alive now (a leak shows here). */
   liveRequests = 0;
   completed = 0;
+  /** What the guest got wrong, counted; logged at debug, above it rate-limited. */
+  readonly faults: GuestFaults;
 
   constructor(
     readonly server: FuseServer,
     readonly log: Logger,
     readonly inspection: Inspection,
-  ) {}
+    faultLogIntervalMs?: number,
+  ) {
+    this.faults = new GuestFaults(log, faultLogIntervalMs);
+  }
 
   /** The requests in flight now (decoded, not yet answered), for the visualizer. */
   inFlightRequests(): InFlightRequest[] {
@@ -138,7 +145,9 @@ export class QueueRuntime implements RingControl, RequestQueue {
     this.session.liveRequests++;
     new RequestRun(this, chain).run();
   };
-  private readonly chainError = (err: Error): void => this.session.log.error(err.message);
+  private readonly chainError = (err: ChainError | VirtqueueError): void => {
+    this.session.faults.record(err instanceof ChainError ? 'bad chain' : 'broken ring', err.message);
+  };
 
   constructor(
     readonly vq: Virtqueue,
@@ -225,6 +234,10 @@ export class QueueRuntime implements RingControl, RequestQueue {
 
   interrupt(unique: bigint): void {
     this.session.interrupt(unique);
+  }
+
+  guestFault(kind: DecodeFailure, detail: string): void {
+    this.session.faults.record(kind, detail);
   }
 
   waiting(run: RequestRun): void {

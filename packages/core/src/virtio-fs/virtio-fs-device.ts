@@ -7,6 +7,7 @@ import { Inspection } from '../actors/inspection';
 import type { FileSystem } from '../filesystem';
 import { FuseServer } from '../server/fuse-server';
 import { decodeDeviceState, encodeDeviceState } from './device-state';
+import type { GuestFaultCounts } from './guest-faults';
 import { FuseSession, QueueRuntime, type InFlightRequest, type QueueStats, type RequestLogEntry } from './queue-runtime';
 
 export interface VirtioFsDeviceOptions {
@@ -17,6 +18,14 @@ export interface VirtioFsDeviceOptions {
   inspection?: Inspection;
   /** Called for every finished request (the daemon logs them at debug level). */
   onRequestDone?: (entry: RequestLogEntry) => void;
+  /** At most one warn line about guest faults per this many ms (default GUEST_FAULT_LOG_INTERVAL_MS). */
+  faultLogIntervalMs?: number;
+}
+
+/** Guest faults since the front-end connected: in all and by kind. */
+export interface GuestFaultStats {
+  total: number;
+  byKind: GuestFaultCounts;
 }
 
 export class VirtioFsDevice implements VhostUserDevice {
@@ -29,7 +38,7 @@ export class VirtioFsDevice implements VhostUserDevice {
   constructor(private readonly options: VirtioFsDeviceOptions) {
     this.numQueues = 1 + options.requestQueues;
     const inspection = options.inspection ?? new Inspection();
-    this.session = new FuseSession(new FuseServer(options.fs), options.logger, inspection);
+    this.session = new FuseSession(new FuseServer(options.fs), options.logger, inspection, options.faultLogIntervalMs);
     this.session.onRequestDone = options.onRequestDone ?? null;
     this.actor = createActor(deviceMachine, { inspect: inspection.inspect });
     this.actor.start();
@@ -66,6 +75,7 @@ export class VirtioFsDevice implements VhostUserDevice {
 
   /** Queues are stopped; the filesystem releases the session (waits cancelled, workers freed). */
   async disconnected(): Promise<void> {
+    this.session.faults.close();
     this.actor.send({ type: 'disconnected' });
     await this.options.fs.shutdown?.();
     this.actor.send({ type: 'queuesSettled' });
@@ -105,6 +115,12 @@ export class VirtioFsDevice implements VhostUserDevice {
   /** Requests answered since the front-end connected. */
   get completedRequests(): number {
     return this.session.completed;
+  }
+
+  /** What the guest got wrong since it connected (a copy). */
+  get guestFaults(): GuestFaultStats {
+    const f = this.session.faults;
+    return { total: f.total, byKind: { ...f.counts } };
   }
 
   get liveRequests(): number {

@@ -415,12 +415,21 @@ describe('extensions', () => {
 });
 
 describe('decode errors', () => {
-  it('truncated header: EINVAL without a unique (nothing to reply to)', () => {
-    const e = tryDecodeRequest(Buffer.alloc(39)) as FuseDecodeError;
-    expect(e).toBeInstanceOf(FuseDecodeError);
-    expect(e.errno).toBe(EINVAL);
-    expect(e.unique).toBeUndefined();
-    expect(tryDecodeRequest(new Uint8Array(0))).toBeInstanceOf(FuseDecodeError);
+  it('truncated header: EINVAL with the unique while bytes 8-15 are there, else without one (nothing to reply to)', () => {
+    const whole = request(Op.FUSE_GETATTR, Buffer.alloc(16));
+    for (const n of [39, 16]) {
+      const e = expectError(whole.subarray(0, n), EINVAL, undefined, new RegExp(`${n} bytes cannot hold fuse_in_header`));
+      expect(e.unique).toBe(UNIQUE);
+      expect(e.opcode).toBe(Op.FUSE_GETATTR);
+      expect(e.noReply).toBe(false);
+    }
+    // A FORGET expects no reply, even cut short.
+    expect((tryDecodeRequest(request(Op.FUSE_FORGET, Buffer.alloc(8)).subarray(0, 20)) as FuseDecodeError).noReply).toBe(true);
+    for (const n of [15, 8, 0]) {
+      const e = expectError(whole.subarray(0, n), EINVAL);
+      expect(e.unique).toBeUndefined();
+      expect(e.opcode).toBeUndefined();
+    }
   });
 
   it('len differing from the bytes received: EINVAL with the unique id', () => {
