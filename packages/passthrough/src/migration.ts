@@ -9,6 +9,7 @@ import { FUSE_ROOT_ID, type MigrationState } from '@vfsd/core/abi';
 import type { HandleTable } from './handle-table';
 import type { InodeTable } from './inode-table';
 import { O_ACCMODE, O_APPEND, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_EXCL, O_NOCTTY, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TRUNC, S_IFDIR, S_IFMT } from './sys/constants';
+import { closeQuietly } from './sys/close-quietly';
 import { fcntlInt, openat } from './sys/libc';
 import { fstatRecord } from './sys/stat';
 
@@ -94,13 +95,13 @@ function openBeneath(rootFd: number, path: string, flags: number): number {
   try {
     for (let i = 0; i < parts.length - 1; i++) {
       const next = openat(dir, Buffer.from(parts[i]), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-      if (dir !== rootFd) fs.closeSync(dir);
+      if (dir !== rootFd) closeQuietly(dir);
       dir = next;
       if (dir < 0) return dir;
     }
     return openat(dir, Buffer.from(parts[parts.length - 1]), flags | O_NOFOLLOW | O_CLOEXEC, 0);
   } finally {
-    if (dir !== rootFd && dir >= 0) fs.closeSync(dir);
+    if (dir !== rootFd && dir >= 0) closeQuietly(dir);
   }
 }
 
@@ -185,12 +186,6 @@ export function loadTables(inodes: InodeTable, handles: HandleTable, state: Migr
     opened.length = 0;
     return { restored: plan.length + handlePlan.length, lost };
   } finally {
-    for (const fd of opened) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already closed
-      }
-    }
+    for (const fd of opened) closeQuietly(fd);
   }
 }

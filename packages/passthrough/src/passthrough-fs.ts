@@ -100,6 +100,7 @@ import { InodeTable, type FileHandleMode } from './inode-table';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
 import { loadTables, saveTables, type MigrationOnError } from './migration';
+import { closeQuietly } from './sys/close-quietly';
 import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
 import type { HandleEntry } from './handle-table';
@@ -246,13 +247,6 @@ function defaultFdCache(): number {
   return Number(soft > 2_000_000n ? 1_000_000n : soft / 2n);
 }
 
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // Nothing useful to do: the fd is gone either way (Linux never keeps it open after close fails).
-  }
-}
 
 export class PassthroughFs implements FileSystem {
   readonly pool: WorkerPool;

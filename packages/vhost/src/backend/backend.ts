@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import { Connection, ConnectionHandler, RawMessage } from '../transport/listener';
 import { DirtyLog } from '../memory/dirty-log';
+import { closeFd } from '../sys/close-fd';
 import { GuestMemory, MemoryRegion, toAddress } from '../memory/guest-memory';
 import { EventFdWatcher } from '../sys/eventfd';
 import { isValidQueueSize } from '../virtqueue/ring-layout';
@@ -85,14 +86,6 @@ interface VringSlot {
   errFd: number | null;
 }
 
-function closeFd(fd: number | null): void {
-  if (fd === null) return;
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // already closed
-  }
-}
 
 export interface BackendStats {
   messages: number;

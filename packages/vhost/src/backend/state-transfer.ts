@@ -3,6 +3,7 @@
 // loads. CHECK_DEVICE_STATE then asks how it went, so the outcome is kept as a settled promise.
 import * as fs from 'fs';
 import { finished } from 'stream/promises';
+import { closeFd } from '../sys/close-fd';
 import type { VhostUserDevice } from './device';
 
 /** A state larger than this is refused on load (a hostile or broken front-end). */
@@ -21,7 +22,7 @@ export async function saveInto(device: VhostUserDevice, fd: number): Promise<Tra
     return { ok: true, bytes: state.byteLength };
   } catch (e) {
     stream?.destroy();
-    if (!stream) closeQuietly(fd);
+    if (!stream) closeFd(fd);
     return { ok: false, error: `saving the device state: ${(e as Error).message}` };
   }
 }
@@ -42,13 +43,5 @@ export async function loadFrom(device: VhostUserDevice, fd: number): Promise<Tra
   } catch (e) {
     stream.destroy();
     return { ok: false, error: `loading the device state: ${(e as Error).message}` };
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // already closed
   }
 }

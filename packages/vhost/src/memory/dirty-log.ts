@@ -3,7 +3,7 @@
 // VHOST_F_LOG_ALL, every byte the back-end writes into guest memory (reply data, used-ring entries)
 // has its page marked, so that QEMU sends that page again. QEMU reads and clears the bitmap while we
 // write it: bits are set with atomic ORs.
-import * as fs from 'fs';
+import { closeFd } from '../sys/close-fd';
 import { signalEventFd } from '../sys/eventfd';
 import { MAP_SHARED, Mapping, PROT_READ, PROT_WRITE, mmap, munmap } from '../sys/libc';
 
@@ -72,12 +72,7 @@ export class DirtyLog {
   }
 
   private closeEventFd(): void {
-    if (this.eventFd === null) return;
-    try {
-      fs.closeSync(this.eventFd);
-    } catch {
-      // already closed
-    }
+    closeFd(this.eventFd);
     this.eventFd = null;
   }
 }
