@@ -9,5 +9,7 @@ timeout 900 npx jest --selectProjects unit
 # End-to-end: a real QEMU and Linux guest (Debian packages, installed by the guest harness), and
 # Debian's chromium for the inspector page.
 ./scripts/guest/setup.sh
+# QEMU 10 and a 6.12 kernel from bookworm-backports, beside Debian's QEMU 7.2 (migration, multiqueue).
+VFSD_GUEST_FLAVOR=backports ./scripts/guest/setup.sh
 ./scripts/setup-browser.sh
 timeout 1800 npx jest --selectProjects e2e

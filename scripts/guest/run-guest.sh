@@ -18,15 +18,21 @@
 # Exit status: the script's, or 240-247 for harness failures (see README.md).
 # Env: VFSD_VM_DIR, VFSD_GUEST_LOG, VFSD_GUEST_RESULT, VFSD_GUEST_ACCEL, VFSD_GUEST_SMP,
 #      VFSD_GUEST_MOUNT_OPTS, VFSD_GUEST_APPEND, VFSD_GUEST_QEMU_ARGS, VFSD_SOCKET_WAIT,
-#      VFSD_GUEST_KEEP, VFSD_GUEST_VERBOSE, VFSD_DAEMON_PID (see README.md).
+#      VFSD_GUEST_KEEP, VFSD_GUEST_VERBOSE, VFSD_DAEMON_PID, VFSD_GUEST_FLAVOR, VFSD_GUEST_QMP,
+#      VFSD_GUEST_INCOMING, VFSD_GUEST_FS_OPTS (see README.md).
 set -euo pipefail
 
 E_USAGE=240 E_SETUP=241 E_QEMU=242 E_BOOT=243 E_MOUNT=244 E_TIMEOUT=245 E_NOEXIT=246 E_DAEMON=247
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}"
-export VFSD_VM_DIR="$VM_DIR"
+BASE_VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}"
+export VFSD_VM_DIR="$BASE_VM_DIR"
+case "${VFSD_GUEST_FLAVOR:-bookworm}" in
+  bookworm) VM_DIR="$BASE_VM_DIR" ;;
+  backports) VM_DIR="$BASE_VM_DIR/backports" ;;
+  *) echo "run-guest: VFSD_GUEST_FLAVOR must be bookworm or backports" >&2; exit $E_USAGE ;;
+esac
 
 usage() { echo "usage: $0 SOCKET TAG SCRIPT [MEM=512M] [TIMEOUT_SECONDS=120]" >&2; echo "       $0 --interactive SOCKET TAG [MEM=512M] [TIMEOUT_SECONDS=0]" >&2; exit $E_USAGE; }
 INTERACTIVE=0
@@ -51,6 +57,10 @@ T0="$(now)"
 "$HERE/setup.sh" || { echo "run-guest: setup.sh failed" >&2; exit $E_SETUP; }
 # shellcheck disable=SC1091
 source "$VM_DIR/ready"
+QEMU_BIN="${QEMU_BIN:-qemu-system-x86_64}"
+QEMU_L=()
+IFS=: read -r -a _dirs <<<"${QEMU_DATA_DIRS:-}"
+for d in ${_dirs[@]+"${_dirs[@]}"}; do QEMU_L+=(-L "$d"); done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/vfsd-guest.XXXXXX")"
 QPID=""
@@ -109,7 +119,7 @@ fi
 # --- accelerator: KVM only if a probe boot actually makes progress (result cached) ---------------
 probe_kvm() { # prints the -cpu model that works with KVM, or nothing
   local key cache cpu log
-  key="$(uname -r)|$(qemu-system-x86_64 --version | head -n1)|$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null || true)"
+  key="$(uname -r)|$("$QEMU_BIN" --version | head -n1)|$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null || true)"
   cache="$VM_DIR/kvm-probe"
   if [[ -f "$cache" && "$(head -n1 "$cache")" == "$key" ]]; then sed -n 2p "$cache"; return; fi
   cpu=""
@@ -118,7 +128,7 @@ probe_kvm() { # prints the -cpu model that works with KVM, or nothing
     # A kernel without initrd panics within a second under KVM ("Unable to mount root fs"; with
     # panic=-1 and -no-reboot QEMU then exits). A broken KVM aborts at once or makes no progress
     # (seen here: "failed to set MSR 0x10a" with -cpu host, a silent hang without arch-capabilities).
-    timeout -k 1 4 qemu-system-x86_64 -accel kvm -cpu "$c" -m 128M -nodefaults -no-user-config \
+    timeout -k 1 4 "$QEMU_BIN" ${QEMU_L[@]+"${QEMU_L[@]}"} -accel kvm -cpu "$c" -m 128M -nodefaults -no-user-config \
       -display none -monitor none -serial "file:$log" -no-reboot -kernel "$KERNEL" \
       -append "console=ttyS0 panic=-1" </dev/null >/dev/null 2>&1 || true
     if grep -a -q -E "Kernel panic|Unable to mount root" "$log" 2>/dev/null; then
@@ -162,17 +172,33 @@ if (( INTERACTIVE )); then
 else
   SER1=(-chardev "file,id=ser1,path=$OUT" -serial chardev:ser1)
 fi
+# Live migration. VFSD_GUEST_QMP: a QMP socket for the test to drive QEMU (migrate, query-migrate,
+# quit). VFSD_GUEST_INCOMING: this QEMU is the destination (-incoming URI); the guest's script
+# began on the source, so its output here starts mid-way: the BEGIN marker is written beforehand
+# and QEMU appends.
+MIG=()
+[[ -n "${VFSD_GUEST_QMP:-}" ]] && MIG+=(-qmp "unix:$(qesc "$VFSD_GUEST_QMP"),server=on,wait=off")
+if [[ -n "${VFSD_GUEST_INCOMING:-}" ]]; then
+  (( ! INTERACTIVE )) || { echo "run-guest: VFSD_GUEST_INCOMING needs a script" >&2; exit $E_USAGE; }
+  MIG+=(-incoming "$VFSD_GUEST_INCOMING")
+  printf 'VFSD-GUEST-BEGIN\n' >"$OUT"
+  printf '\nVFSD-GUEST-INIT incoming\n' >"$CON"
+  SER1=(-chardev "file,id=ser1,path=$OUT,append=on" -serial chardev:ser1)
+  CON_APPEND=",append=on"
+fi
+FS_OPTS="${VFSD_GUEST_FS_OPTS:-}"
+[[ -z "$FS_OPTS" || "$FS_OPTS" == ,* ]] || FS_OPTS=",$FS_OPTS"
 [[ -n "${VFSD_GUEST_APPEND:-}" ]] && APPEND+=" $VFSD_GUEST_APPEND"
 EXTRA_QEMU=()
 if [[ -n "${VFSD_GUEST_QEMU_ARGS:-}" ]]; then read -r -a EXTRA_QEMU <<<"$VFSD_GUEST_QEMU_ARGS"; fi
 
-QEMU=(qemu-system-x86_64 -nodefaults -no-user-config -display none -monitor none -no-reboot
+QEMU=("$QEMU_BIN" ${QEMU_L[@]+"${QEMU_L[@]}"} -nodefaults -no-user-config -display none -monitor none -no-reboot
   "${ACCEL_ARGS[@]}" -smp "${VFSD_GUEST_SMP:-1}" -m "$MEM"
   -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -numa node,memdev=mem
   -chardev "socket,id=char0,path=$(qesc "$SOCK")"
-  -device "vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=$(qesc "$TAG")"
-  -chardev "file,id=ser0,path=$CON" -serial chardev:ser0
-  "${SER1[@]}"
+  -device "vhost-user-fs-pci,queue-size=1024,chardev=char0,tag=$(qesc "$TAG")$FS_OPTS"
+  -chardev "file,id=ser0,path=$CON${CON_APPEND:-}" -serial chardev:ser0
+  "${SER1[@]}" ${MIG[@]+"${MIG[@]}"}
   -kernel "$KERNEL" -initrd "$WORK/initrd.img" -append "$APPEND"
   ${EXTRA_QEMU[@]+"${EXTRA_QEMU[@]}"})
 

@@ -7,13 +7,23 @@
 # Idempotent: a stamp file makes a second run a fast no-op. Quiet on success, loud on failure.
 #
 # Env: VFSD_VM_DIR (cache dir, default <repo>/.vm), VFSD_KERNEL_PKG (force a kernel package name),
-#      VFSD_SETUP_FORCE=1 (rebuild even if the stamp is current), VFSD_SETUP_VERBOSE=1.
+#      VFSD_SETUP_FORCE=1 (rebuild even if the stamp is current), VFSD_SETUP_VERBOSE=1,
+#      VFSD_GUEST_FLAVOR=bookworm (default: Debian's QEMU 7.2 and 6.1 cloud kernel) or backports
+#      (QEMU 10 and the 6.12 cloud kernel from bookworm-backports, unpacked with dpkg -x into
+#      <cache dir>/backports beside Debian's QEMU 7.2, which stays installed; its own apt lists).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}"
+FLAVOR="${VFSD_GUEST_FLAVOR:-bookworm}"
+case "$FLAVOR" in
+  bookworm) VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}" ;;
+  backports) VM_DIR="${VFSD_VM_DIR:-$REPO/.vm}/backports" ;;
+  *) echo "setup.sh: ERROR: VFSD_GUEST_FLAVOR must be bookworm or backports, not '$FLAVOR'" >&2; exit 1 ;;
+esac
 STAMP="$VM_DIR/ready"
+# QEMU 10 from bookworm-backports: these packages unpacked (not installed) under $VM_DIR/qemu.
+BACKPORTS_QEMU_PKGS=(qemu-system-x86 qemu-system-data qemu-system-common seabios)
 FALLBACK_KERNEL_PKG="linux-image-6.1.0-56-cloud-amd64"
 APT_PKGS=(qemu-system-x86 qemu-system-common busybox-static cpio xz-utils zstd gcc libc6-dev tmux)
 # Modules wanted in the guest, in load order. Built-in ones are skipped; dependencies are added
@@ -33,7 +43,8 @@ stamp_ok() {
   ( source "$STAMP"
     [[ "${VFSD_RECIPE:-}" == "$want_recipe" ]] &&
     [[ -z "${VFSD_KERNEL_PKG:-}" || "${VFSD_KERNEL_PKG}" == "${KERNEL_PKG:-}" ]] &&
-    [[ -s "${KERNEL:-/nonexistent}" && -s "${INITRD:-/nonexistent}" && -x "$VM_DIR/guestctl-host" ]] ) || return 1
+    [[ -s "${KERNEL:-/nonexistent}" && -s "${INITRD:-/nonexistent}" && -x "$VM_DIR/guestctl-host" ]] &&
+    [[ "$FLAVOR" == bookworm || -x "${QEMU_BIN:-/nonexistent}" ]] ) || return 1
   command -v qemu-system-x86_64 >/dev/null && [[ -x /usr/lib/qemu/virtiofsd ]] &&
     [[ -x /bin/busybox ]] && command -v cpio >/dev/null
 }
@@ -55,6 +66,25 @@ apt_update() {
   fi
 }
 candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
+# The backports flavour asks apt about bookworm-backports only, through lists of its own, so the
+# machine's apt configuration and state stay as they are.
+BP_APT=()
+if [[ "$FLAVOR" == backports ]]; then
+  BP_DIR="$VM_DIR/apt"
+  mkdir -p "$BP_DIR/lists/partial" "$BP_DIR/cache/archives/partial"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main" >"$BP_DIR/sources.list"
+  BP_APT=(-o "Dir::Etc::sourcelist=$BP_DIR/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$BP_DIR/lists"
+    -o "Dir::Cache=$BP_DIR/cache" -o APT::Get::List-Cleanup=0)
+fi
+bp_update() {
+  log "apt-get update (bookworm-backports lists in $BP_DIR)"
+  apt-get "${BP_APT[@]}" update -qq >"$VM_DIR/apt-update-backports.log" 2>&1 ||
+    { cat "$VM_DIR/apt-update-backports.log" >&2; die "apt-get update of bookworm-backports failed"; }
+}
+# apt-cache / apt-get download against the flavour's archive.
+k_cache() { apt-cache "${BP_APT[@]}" "$@"; }
+k_download() { apt-get "${BP_APT[@]}" download -qq "$@"; }
+k_candidate() { k_cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}'; }
 
 # --- 1. Debian packages ------------------------------------------------------------------------
 missing=()
@@ -82,20 +112,47 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing afte
 # No `| grep -q` under pipefail: grep stops at the first match and the writer dies of SIGPIPE.
 [[ -x /bin/busybox ]] && [[ $'\n'"$(/bin/busybox --list)"$'\n' == *$'\n'insmod$'\n'* ]] || die "/bin/busybox (busybox-static) missing or lacks insmod"
 
+QEMU_BIN=qemu-system-x86_64
+QEMU_DATA_DIRS=""
+if [[ "$FLAVOR" == backports ]]; then
+  [[ -n "$(ls "$BP_DIR/lists" 2>/dev/null | grep -v partial || true)" ]] || bp_update
+  QDIR="$VM_DIR/qemu"
+  if [[ ! -f "$QDIR/.unpacked" ]]; then
+    dl="$VM_DIR/dl-qemu"; rm -rf "$dl"; mkdir -p "$dl"
+    if ! (cd "$dl" && k_download "${BACKPORTS_QEMU_PKGS[@]}" >"$VM_DIR/apt-download.log" 2>&1); then
+      bp_update
+      (cd "$dl" && k_download "${BACKPORTS_QEMU_PKGS[@]}" >"$VM_DIR/apt-download.log" 2>&1) ||
+        { cat "$VM_DIR/apt-download.log" >&2; die "apt-get download ${BACKPORTS_QEMU_PKGS[*]} (bookworm-backports) failed"; }
+    fi
+    rm -rf "$QDIR"; mkdir -p "$QDIR"
+    for deb in "$dl"/*.deb; do dpkg -x "$deb" "$QDIR"; done
+    touch "$QDIR/.unpacked"
+    rm -rf "$dl"
+  fi
+  QEMU_BIN="$QDIR/usr/bin/qemu-system-x86_64"
+  QEMU_DATA_DIRS="$QDIR/usr/share/qemu:$QDIR/usr/share/seabios"
+  "$QEMU_BIN" --version >"$VM_DIR/qemu-version.log" 2>&1 ||
+    { cat "$VM_DIR/qemu-version.log" >&2; die "$QEMU_BIN does not run on this system's libraries"; }
+fi
+
 # --- 2. Kernel ---------------------------------------------------------------------------------
 resolve_kernel_pkg() {
   if [[ -n "${VFSD_KERNEL_PKG:-}" ]]; then echo "$VFSD_KERNEL_PKG"; return; fi
   local c dep
-  c="$(candidate linux-image-cloud-amd64)"
-  if [[ -z "$c" || "$c" == "(none)" ]]; then apt_update; c="$(candidate linux-image-cloud-amd64)"; fi
+  c="$(k_candidate linux-image-cloud-amd64)"
+  if [[ -z "$c" || "$c" == "(none)" ]]; then
+    if [[ "$FLAVOR" == backports ]]; then bp_update; else apt_update; fi
+    c="$(k_candidate linux-image-cloud-amd64)"
+  fi
   if [[ -n "$c" && "$c" != "(none)" ]]; then
-    dep="$(apt-cache show "linux-image-cloud-amd64=$c" 2>/dev/null |
+    dep="$(k_cache show "linux-image-cloud-amd64=$c" 2>/dev/null |
       awk -F': ' '/^Depends:/ {print $2; exit}' | tr ',' '\n' |
       sed -E 's/^ *//; s/ .*//' | grep -E '^linux-image-[0-9].*-cloud-amd64(-unsigned)?$' | head -n1 || true)"
     if [[ -n "$dep" ]]; then echo "$dep"; return; fi
   fi
   # Fallback: the newest cloud kernel apt knows of, else a known-good name.
-  dep="$(apt-cache pkgnames linux-image- 2>/dev/null | grep -E '^linux-image-[0-9][0-9.]*-[0-9]+-cloud-amd64$' |
+  [[ "$FLAVOR" == bookworm ]] || die "cannot resolve linux-image-cloud-amd64 in bookworm-backports"
+  dep="$(k_cache pkgnames linux-image- 2>/dev/null | grep -E '^linux-image-[0-9][0-9.]*-[0-9]+-cloud-amd64$' |
     sort -V | tail -n1 || true)"
   echo "${dep:-$FALLBACK_KERNEL_PKG}"
 }
@@ -105,9 +162,9 @@ log "kernel package: $KERNEL_PKG"
 KDIR="$VM_DIR/kernel/$KERNEL_PKG"
 if [[ ! -f "$KDIR/.unpacked" ]]; then
   dl="$VM_DIR/dl"; rm -rf "$dl"; mkdir -p "$dl"
-  if ! (cd "$dl" && apt-get download -qq "$KERNEL_PKG" >"$VM_DIR/apt-download.log" 2>&1); then
-    apt_update
-    (cd "$dl" && apt-get download -qq "$KERNEL_PKG" >"$VM_DIR/apt-download.log" 2>&1) ||
+  if ! (cd "$dl" && k_download "$KERNEL_PKG" >"$VM_DIR/apt-download.log" 2>&1); then
+    if [[ "$FLAVOR" == backports ]]; then bp_update; else apt_update; fi
+    (cd "$dl" && k_download "$KERNEL_PKG" >"$VM_DIR/apt-download.log" 2>&1) ||
       { cat "$VM_DIR/apt-download.log" >&2; die "apt-get download $KERNEL_PKG failed"; }
   fi
   deb="$(ls "$dl"/*.deb | head -n1)"
@@ -266,6 +323,9 @@ KERNEL_VERSION=$KVER
 KERNEL=$VM_DIR/vmlinuz
 INITRD=$INITRD
 MODULES="${ORDER[*]}"
+FLAVOR=$FLAVOR
+QEMU_BIN=$QEMU_BIN
+QEMU_DATA_DIRS=$QEMU_DATA_DIRS
 EOF
 mv "$STAMP.tmp" "$STAMP"
 log "ready: $VM_DIR"

@@ -16,8 +16,18 @@ export interface GuestResult {
   result: Record<string, string>;
 }
 interface GuestHarness {
-  setup(): Promise<void>;
-  runGuest(opts: { socket: string; tag: string; script: string; timeoutSec?: number; daemonPid?: number; logFile?: string }): Promise<GuestResult>;
+  setup(env?: Record<string, string>): Promise<void>;
+  runGuest(opts: {
+    socket: string;
+    tag: string;
+    script: string;
+    timeoutSec?: number;
+    daemonPid?: number;
+    logFile?: string;
+    mem?: string;
+    /** Extra environment for run-guest.sh (VFSD_GUEST_FLAVOR, VFSD_GUEST_QMP, ... : scripts/guest/README.md). */
+    env?: Record<string, string>;
+  }): Promise<GuestResult>;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 export const guest = require(path.join(REPO, 'scripts', 'guest', 'guest.js')) as GuestHarness;

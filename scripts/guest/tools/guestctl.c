@@ -6,13 +6,21 @@
  *   guestctl FILE setxattr K V     sets extended attribute K to V
  *   guestctl FILE getxattr K       prints the value of K
  *   guestctl FILE mmap-write TEXT  writes TEXT at offset 0 through a shared mapping, msync
- *   guestctl FILE mmap-read N      prints the first N bytes read through a mapping */
+ *   guestctl FILE mmap-read N      prints the first N bytes read through a mapping
+ *   guestctl FILE migrate DIR NAME READY GO
+ *                                  for a live migration: holds FILE open for appending and DIR open,
+ *                                  writes "before\n", looks NAME up, creates READY, waits for GO to
+ *                                  exist (the host makes it after the switch-over), then writes
+ *                                  "after\n" through the same fd, reads DIR through its open handle,
+ *                                  looks NAME up again and closes both; prints what each step saw */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -91,6 +99,45 @@ int main(int argc, char **argv) {
     if (p == MAP_FAILED) return fail("mmap");
     fwrite(p, 1, n, stdout);
     printf("\n");
+    return 0;
+  }
+  if (!strcmp(cmd, "migrate") && argc == 7) {
+    int afd = open(argv[1], O_WRONLY | O_APPEND);
+    if (afd < 0) return fail("open for append");
+    DIR *d = opendir(argv[3]);
+    if (!d) return fail("opendir");
+    struct stat st;
+    if (write(afd, "before\n", 7) != 7) return fail("write before");
+    if (stat(argv[4], &st) < 0) return fail("stat before");
+    int r = open(argv[5], O_WRONLY | O_CREAT, 0644);
+    if (r < 0) return fail("create READY");
+    close(r);
+    printf("ready\n");
+    fflush(stdout);
+    long long t0 = now_ms();
+    while (access(argv[6], F_OK) < 0) {
+      if (now_ms() - t0 > 600000) { fprintf(stderr, "guestctl: no %s after 600 s\n", argv[6]); return 1; }
+      usleep(100000);
+    }
+    printf("go after %lld ms\n", now_ms() - t0);
+    if (write(afd, "after\n", 6) != 6) return fail("write after");
+    if (fsync(afd) < 0) return fail("fsync");
+    rewinddir(d);
+    int entries = 0, found = 0;
+    const char *base = strrchr(argv[4], '/');
+    base = base ? base + 1 : argv[4];
+    errno = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+      entries++;
+      if (!strcmp(e->d_name, base)) found = 1;
+    }
+    if (errno) return fail("readdir");
+    printf("readdir: %d entries, %s %s\n", entries, base, found ? "listed" : "missing");
+    if (stat(argv[4], &st) < 0) return fail("stat after");
+    printf("lookup after: size %lld\n", (long long)st.st_size);
+    if (closedir(d) < 0) return fail("closedir");
+    if (close(afd) < 0) return fail("close");
+    printf("closed\n");
     return 0;
   }
   fprintf(stderr, "guestctl: unknown command %s\n", cmd);
