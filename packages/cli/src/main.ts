@@ -137,7 +137,7 @@ export async function run(argv: string[]): Promise<number> {
             killprivV2: o.killprivV2,
             inodeFileHandles: fileHandles,
             inodeFdCache: o.inodeFdCache,
-            migrationOnError: o.migrationOnError,
+            migration: o.migration,
             pool: inspector ? { inspect: inspector.poolInspect } : undefined,
           }),
           requestQueues: o.requestQueues,

@@ -12,6 +12,7 @@ export const FILE_HANDLE_MODES = ['never', 'prefer', 'mandatory'] as const;
 export const MIGRATION_MODES = ['find-paths', 'file-handles'] as const;
 export const MIGRATION_ON_ERROR = ['abort', 'guest-error'] as const;
 export type MigrationOnError = (typeof MIGRATION_ON_ERROR)[number];
+export type MigrationMode = (typeof MIGRATION_MODES)[number];
 export type FileHandleMode = (typeof FILE_HANDLE_MODES)[number];
 
 export interface Options {
@@ -32,8 +33,8 @@ export interface Options {
   inodeFileHandles: FileHandleMode;
   /** With file handles: how many inode fds stay open at most (default: half the open-file limit). */
   inodeFdCache?: number;
-  /** A migration's destination: an inode or handle not found again fails the migration, or only itself. */
-  migrationOnError: MigrationOnError;
+  /** Live migration: how the destination finds what the guest holds, what it does when it cannot, the checks. */
+  migration: { mode: MigrationMode; onError: MigrationOnError; verifyHandles: boolean; confirmPaths: boolean };
   /** 0: leave the limit alone; undefined: raise it as far as allowed. */
   rlimitNofile?: number;
   logLevel: LogLevel;
@@ -159,10 +160,10 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('killpriv-v2', { type: 'boolean', default: true, describe: 'clear set-id bits on write, truncate and chown for the guest (FUSE_HANDLE_KILLPRIV_V2; --no-killpriv-v2: the guest does it)' })
     .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'hold inodes by file handle, their fds a bounded cache: more inodes than the open-file limit (needs CAP_DAC_READ_SEARCH; prefer: fall back to fds without it)' })
     .option('inode-fd-cache', { type: 'number', describe: 'with --inode-file-handles: inode fds kept open at most (default: half the open-file limit)' })
-    .option('migration-mode', { choices: MIGRATION_MODES, default: 'find-paths' as (typeof MIGRATION_MODES)[number], describe: 'live migration: find the inodes the guest knows again by path (file-handles: not supported yet)' })
+    .option('migration-mode', { choices: MIGRATION_MODES, default: 'find-paths' as MigrationMode, describe: 'live migration, source: the destination finds what the guest holds by path beneath the share, or by file handle (file-handles: both on one filesystem, CAP_DAC_READ_SEARCH on the destination; also finds unlinked open files)' })
     .option('migration-on-error', { choices: MIGRATION_ON_ERROR, default: 'abort' as MigrationOnError, describe: 'live migration, destination: an inode not found again fails the migration (abort) or gives the guest EIO on it (guest-error)' })
-    .option('migration-verify-handles', { type: 'boolean', default: false, describe: 'live migration: check migrated inodes by file handle (not supported yet)' })
-    .option('migration-confirm-paths', { type: 'boolean', default: false, describe: 'live migration: re-check the paths found before switch-over (not supported yet)' })
+    .option('migration-verify-handles', { type: 'boolean', default: false, describe: 'live migration, both ends: send file handles with the paths, and check that each path found the very same inode (one filesystem)' })
+    .option('migration-confirm-paths', { type: 'boolean', default: false, describe: 'live migration, source: re-open each path just before sending it, and leave out one that leads elsewhere now (third parties writing to the share)' })
     .option('rlimit-nofile', { type: 'number', describe: 'open file limit to set (0: leave it; default: as high as allowed)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level (debug: one line per request)' })
     .option('log-json', { type: 'boolean', default: false, describe: 'log JSON lines instead of text' })
@@ -210,10 +211,6 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   const sandbox = (compat.sandbox ?? a.sandbox) as SandboxMode;
   if (!SANDBOX_MODES.includes(sandbox)) throw new UsageError(`--sandbox takes namespace, chroot or none (got ${sandbox})`);
   if (sandbox === 'chroot') throw new UsageError('--sandbox chroot is not supported; use --sandbox namespace (or none)');
-  // Refused rather than ignored: a user who asks for them counts on what they promise.
-  if (a['migration-mode'] === 'file-handles') throw new UsageError('--migration-mode file-handles is not supported yet; find-paths is');
-  if (a['migration-verify-handles']) throw new UsageError('--migration-verify-handles is not supported yet (it needs --migration-mode file-handles)');
-  if (a['migration-confirm-paths']) throw new UsageError('--migration-confirm-paths is not supported yet');
   const opts: Options = {
     socketPath: a['socket-path'],
     fd: a.fd,
@@ -231,7 +228,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     killprivV2: compat.killprivV2 ?? a['killpriv-v2'],
     inodeFileHandles: a['inode-file-handles'],
     inodeFdCache: fdCache,
-    migrationOnError: a['migration-on-error'],
+    migration: { mode: a['migration-mode'], onError: a['migration-on-error'], verifyHandles: a['migration-verify-handles'], confirmPaths: a['migration-confirm-paths'] },
     rlimitNofile: nofile,
     logLevel: (compat.logLevel as LogLevel | undefined) ?? a['log-level'],
     logJson: a['log-json'],

@@ -76,13 +76,17 @@ describe('vfsd options', () => {
     expect(parse(['-o', `source=${dir},killpriv_v2`]).killprivV2).toBe(true);
   });
 
-  test('migration options: find-paths and both error policies; what is not built yet is refused, not ignored', () => {
+  test('migration options: both modes, both error policies and the two checks, as the Rust virtiofsd spells them', () => {
     const parse = (args: string[]) => parseOptions(['--socket-path', '/tmp/a.sock', '--shared-dir', dir, ...args]) as Options;
-    expect(parse([]).migrationOnError).toBe('abort');
-    expect(parse(['--migration-mode', 'find-paths', '--migration-on-error', 'guest-error']).migrationOnError).toBe('guest-error');
-    expect(() => parse(['--migration-mode', 'file-handles'])).toThrow(/--migration-mode file-handles is not supported yet/);
-    expect(() => parse(['--migration-verify-handles'])).toThrow(/not supported yet/);
-    expect(() => parse(['--migration-confirm-paths'])).toThrow(/not supported yet/);
+    expect(parse([]).migration).toEqual({ mode: 'find-paths', onError: 'abort', verifyHandles: false, confirmPaths: false });
+    expect(parse(['--migration-mode', 'find-paths', '--migration-on-error', 'guest-error']).migration.onError).toBe('guest-error');
+    expect(parse(['--migration-mode', 'file-handles', '--migration-verify-handles', '--migration-confirm-paths']).migration).toEqual({
+      mode: 'file-handles',
+      onError: 'abort',
+      verifyHandles: true,
+      confirmPaths: true,
+    });
+    expect(() => parse(['--migration-mode', 'by-magic'])).toThrow(/migration-mode/);
     expect(() => parse(['--migration-on-error', 'ignore'])).toThrow(/migration-on-error/);
   });
 

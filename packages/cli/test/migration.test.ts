@@ -9,17 +9,17 @@ import { DEVICE_STATE_NO_FD, Logger, Request, TransferDirection, encodeDeviceSta
 import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { EIO, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in, fuse_release_in, fuse_write_in } from '@vfsd/core';
 import { FuseClient } from '@vfsd/core/testing';
-import { PassthroughFs, type MigrationOnError } from '@vfsd/passthrough';
+import { PassthroughFs, type MigrationOnError, type MigrationOptions } from '@vfsd/passthrough';
 
 const QUEUE_SIZE = 64;
 
-function daemon(share: string, sock: string, onError: MigrationOnError, warnings: string[]) {
+function daemon(share: string, sock: string, migration: Partial<MigrationOptions>, warnings: string[]) {
   const logger: Logger = { error: (m) => warnings.push(`error: ${m}`), warn: (m) => warnings.push(m), info: () => undefined, debug: () => undefined };
   return serve({
     socketPath: sock,
     reconnect: false,
     logger,
-    createDevice: () => new VirtioFsDevice({ fs: new PassthroughFs({ sharedDir: share, threadPoolSize: 0, migrationOnError: onError }), requestQueues: 1, logger }),
+    createDevice: () => new VirtioFsDevice({ fs: new PassthroughFs({ sharedDir: share, threadPoolSize: 0, migration }), requestQueues: 1, logger }),
   });
 }
 
@@ -52,7 +52,18 @@ async function transfer(fe: SimulatedFrontend, direction: TransferDirection, sta
   return { state: out, check: await fe.getU64(Request.CHECK_DEVICE_STATE) };
 }
 
-describe('live migration between two daemons on one share', () => {
+/** The JSON of a device state stream (after its 16-byte header), and a stream made from one. */
+function stateJson(b: Buffer): { fs: { inodes: { nodeid: string; path: string | null; handle?: string | null }[] } } {
+  return JSON.parse(b.toString('utf8', 16));
+}
+function stateStream(header: Buffer, json: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(json));
+  const h = Buffer.from(header.subarray(0, 16));
+  h.writeUInt32LE(body.length, 12);
+  return Buffer.concat([h, body]);
+}
+
+describe.each(['find-paths', 'file-handles'] as const)('live migration between two daemons on one share (%s)', (mode) => {
   let dir: string;
   let share: string;
   const servers: ReturnType<typeof serve>[] = [];
@@ -74,8 +85,8 @@ describe('live migration between two daemons on one share', () => {
   });
 
   /** The source's guest: looks up, opens, writes; then its state is saved. */
-  async function source(onError: MigrationOnError) {
-    servers.push(daemon(share, path.join(dir, 'src.sock'), onError, warnings));
+  async function source(onError: MigrationOnError, extra: Partial<MigrationOptions> = {}) {
+    servers.push(daemon(share, path.join(dir, 'src.sock'), { mode, onError, ...extra }, warnings));
     const fe = await SimulatedFrontend.connect(path.join(dir, 'src.sock'));
     await fe.negotiate({ numQueues: 2, queueSize: QUEUE_SIZE, migration: true });
     const c = new FuseClient(fe, 1);
@@ -94,8 +105,8 @@ describe('live migration between two daemons on one share', () => {
     return { fe, sub, file, doomed, fh, dh, state: saved.state };
   }
 
-  async function destination(onError: MigrationOnError, state: Buffer) {
-    servers.push(daemon(share, path.join(dir, 'dst.sock'), onError, warnings));
+  async function destination(onError: MigrationOnError, state: Buffer, extra: Partial<MigrationOptions> = {}) {
+    servers.push(daemon(share, path.join(dir, 'dst.sock'), { mode, onError, ...extra }, warnings));
     const fe = await SimulatedFrontend.connect(path.join(dir, 'dst.sock'));
     await fe.negotiate({ numQueues: 2, queueSize: QUEUE_SIZE, migration: true });
     await stopRings(fe);
@@ -129,7 +140,52 @@ describe('live migration between two daemons on one share', () => {
     dst.fe.close();
   });
 
-  test('an inode deleted before the destination loads: abort fails the migration', async () => {
+  const byPath = mode === 'find-paths' ? test : test.skip;
+  const byHandle = mode === 'file-handles' ? test : test.skip;
+
+  byHandle('a file renamed and one unlinked while the source holds them are found by handle', async () => {
+    const src = await source('abort');
+    fs.renameSync(path.join(share, 'sub', 'data.txt'), path.join(share, 'moved.txt'));
+    fs.unlinkSync(path.join(share, 'doomed'));
+    const dst = await destination('abort', src.state);
+    expect(dst.check).toBe(0n);
+    await startRings(dst.fe);
+    const c = new FuseClient(dst.fe, 1);
+    const more = Buffer.from('more');
+    const w = await c.request(FuseOpcode.FUSE_WRITE, src.file, [c.struct(fuse_write_in, { fh: src.fh, offset: 6n, size: more.length, write_flags: 0, lock_owner: 0n, flags: 0 }), more], 24);
+    expect(w.error).toBe(0);
+    expect(fs.readFileSync(path.join(share, 'moved.txt'), 'utf8')).toBe('first more');
+    expect((await c.getattr(src.doomed)).error).toBe(0);
+    src.fe.close();
+    dst.fe.close();
+  });
+
+  test('--migration-verify-handles: a path that leads to another inode now counts as not found', async () => {
+    const src = await source('guest-error', { verifyHandles: true });
+    // Same name, another inode (the source still holds the old one).
+    fs.renameSync(path.join(share, 'sub', 'a'), path.join(share, 'sub', 'a.old'));
+    fs.writeFileSync(path.join(share, 'sub', 'data.txt.new'), 'impostor');
+    fs.renameSync(path.join(share, 'sub', 'data.txt.new'), path.join(share, 'sub', 'data.txt'));
+    const dst = await destination('guest-error', src.state, { verifyHandles: true });
+    expect(dst.check).toBe(0n);
+    if (mode === 'find-paths') expect(warnings.some((w) => /sub\/data.txt: another inode than on the source/.test(w))).toBe(true);
+    await startRings(dst.fe);
+    const c = new FuseClient(dst.fe, 1);
+    // find-paths: EIO rather than the impostor; file-handles: the very inode the guest had.
+    const g = await c.getattr(src.file);
+    expect(g.error).toBe(mode === 'find-paths' ? -EIO : 0);
+    expect(fs.readFileSync(path.join(share, 'sub', 'data.txt'), 'utf8')).toBe('impostor');
+    src.fe.close();
+    dst.fe.close();
+  });
+
+  test('--migration-confirm-paths: each path is opened again on the source and still leads to its inode', async () => {
+    const src = await source('guest-error', { confirmPaths: true });
+    expect(stateJson(src.state).fs.inodes.every((i) => i.path !== null)).toBe(true);
+    src.fe.close();
+  });
+
+  byPath('an inode deleted before the destination loads: abort fails the migration', async () => {
     const src = await source('abort');
     fs.unlinkSync(path.join(share, 'doomed'));
     const dst = await destination('abort', src.state);
@@ -139,7 +195,7 @@ describe('live migration between two daemons on one share', () => {
     dst.fe.close();
   });
 
-  test('an inode deleted before the destination loads: guest-error fails that inode only, with EIO', async () => {
+  byPath('an inode deleted before the destination loads: guest-error fails that inode only, with EIO', async () => {
     const src = await source('guest-error');
     fs.unlinkSync(path.join(share, 'doomed'));
     const dst = await destination('guest-error', src.state);
@@ -149,6 +205,37 @@ describe('live migration between two daemons on one share', () => {
     const c = new FuseClient(dst.fe, 1);
     expect((await c.getattr(src.doomed)).error).toBe(-EIO);
     expect((await c.getattr(src.file)).error).toBe(0);
+    src.fe.close();
+    dst.fe.close();
+  });
+
+  byHandle('a file handle that names a file outside the share counts as not found', async () => {
+    const src = await source('guest-error');
+    // Forge the stream as a hostile source could: the doomed inode's handle replaced by one of a file
+    // beside the share (same filesystem).
+    const outside = path.join(dir, 'outside.txt');
+    fs.writeFileSync(outside, 'secret');
+    // Its real handle, from a daemon whose share is the folder around it.
+    servers.push(daemon(dir, path.join(dir, 'wide.sock'), { mode }, warnings));
+    const wide = await SimulatedFrontend.connect(path.join(dir, 'wide.sock'));
+    await wide.negotiate({ numQueues: 2, queueSize: QUEUE_SIZE, migration: true });
+    const wc = new FuseClient(wide, 1);
+    expect((await wc.init()).error).toBe(0);
+    const outsideId = (await wc.lookup(1n, 'outside.txt')).body.readBigUInt64LE(0);
+    await stopRings(wide);
+    const wideState = stateJson((await transfer(wide, TransferDirection.SAVE)).state);
+    const handle = wideState.fs.inodes.find((i) => i.nodeid === String(outsideId))!.handle;
+    expect(typeof handle).toBe('string');
+    const state = stateJson(src.state);
+    state.fs.inodes.find((i) => i.nodeid === String(src.doomed))!.handle = handle;
+    const forged = stateStream(src.state, state);
+    const dst = await destination('guest-error', forged);
+    expect(dst.check).toBe(0n);
+    expect(warnings.some((w) => /names a file outside the shared directory/.test(w))).toBe(true);
+    await startRings(dst.fe);
+    const c = new FuseClient(dst.fe, 1);
+    expect((await c.getattr(src.doomed)).error).toBe(-EIO);
+    wide.close();
     src.fe.close();
     dst.fe.close();
   });

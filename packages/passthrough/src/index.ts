@@ -1,6 +1,6 @@
 export { PassthroughFs, CACHE_TIMEOUT, probeFileHandles, type CacheMode, type PassthroughOptions } from './passthrough-fs';
 export type { FileHandleMode } from './inode-table';
-export type { MigrationOnError } from './migration';
+export type { MigrationMode, MigrationOnError, MigrationOptions } from './migration';
 export { prlimitNofile } from './sys/libc';
 export { WorkerPool, type WorkerPoolOptions, type SubmitOptions, type ShutdownReport } from './pool/worker-pool';
 export { poolWorkerMachine, type Lane, type PoolWorkerContext, type PoolWorkerEvent } from './pool/pool-worker.machine';

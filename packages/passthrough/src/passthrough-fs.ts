@@ -99,7 +99,7 @@ import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
-import { loadTables, saveTables, type MigrationOnError } from './migration';
+import { DEFAULT_MIGRATION, loadTables, saveTables, type MigrationOptions } from './migration';
 import { closeQuietly } from './sys/close-quietly';
 import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
@@ -154,8 +154,11 @@ export interface PassthroughOptions {
   xattr?: boolean;
   /** Refuse every change to the shared directory with EROFS (default false). */
   readonly?: boolean;
-  /** A live migration's destination: what to do with an inode or handle not found again (default abort). */
-  migrationOnError?: MigrationOnError;
+  /**
+   * Live migration (see migration.ts): find-paths or file-handles, what a destination does with an
+   * inode or handle not found again (default abort), and the two optional checks.
+   */
+  migration?: Partial<MigrationOptions>;
   /**
    * Offer FUSE_WRITEBACK_CACHE (default false): the guest caches writes and sends them later. Files are
    * then opened read-write even for O_WRONLY (the guest reads to fill partial pages), and O_APPEND is the
@@ -261,7 +264,7 @@ export class PassthroughFs implements FileSystem {
   private readonly cache: CacheMode;
   private readonly xattr: boolean;
   private readonly readonly: boolean;
-  private readonly migrationOnError: MigrationOnError;
+  private readonly migration: MigrationOptions;
   /** File handles as in force: the mode, and why 'prefer' fell back to fds (for the log). */
   readonly fileHandles: { mode: FileHandleMode; fallback?: string };
   /** What the last INIT negotiated (each connection starts with one). */
@@ -296,7 +299,7 @@ export class PassthroughFs implements FileSystem {
     this.cache = options.cache ?? 'auto';
     this.xattr = options.xattr ?? false;
     this.readonly = options.readonly ?? false;
-    this.migrationOnError = options.migrationOnError ?? 'abort';
+    this.migration = { ...DEFAULT_MIGRATION, ...options.migration };
     const t = timeout(options.timeoutSeconds ?? CACHE_TIMEOUT[this.cache]);
     this.entryTimeout = t;
     this.attrTimeout = t;
@@ -335,13 +338,13 @@ export class PassthroughFs implements FileSystem {
 
   /** Live migration (source, queues stopped): the inodes and handles the guest holds, by path. */
   saveState(): MigrationState {
-    return saveTables(this.inodes, this.handles);
+    return saveTables(this.inodes, this.handles, this.migration);
   }
 
   /** Live migration (destination, before any request): the same inodes and handles, opened again here. */
   loadState(state: MigrationState): string[] {
     // Each lost one is an error the guest will meet on that inode or handle (guest-error): say which.
-    return loadTables(this.inodes, this.handles, state, this.migrationOnError).lost.map((l) => `migration: ${l}; the guest gets EIO there`);
+    return loadTables(this.inodes, this.handles, state, this.migration).lost.map((l) => `migration: ${l}; the guest gets EIO there`);
   }
 
   async init(_ctx: RequestContext, req: InitRequest): Promise<InitReply> {
