@@ -162,8 +162,8 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('inode-fd-cache', { type: 'number', describe: 'with --inode-file-handles: inode fds kept open at most (default: half the open-file limit)' })
     .option('migration-mode', { choices: MIGRATION_MODES, default: 'find-paths' as MigrationMode, describe: 'live migration, source: the destination finds what the guest holds by path beneath the share, or by file handle (file-handles: both on one filesystem, CAP_DAC_READ_SEARCH on the destination; also finds unlinked open files)' })
     .option('migration-on-error', { choices: MIGRATION_ON_ERROR, default: 'abort' as MigrationOnError, describe: 'live migration, destination: an inode not found again fails the migration (abort) or gives the guest EIO on it (guest-error)' })
-    .option('migration-verify-handles', { type: 'boolean', default: false, describe: 'live migration, both ends: send file handles with the paths, and check that each path found the very same inode (one filesystem)' })
-    .option('migration-confirm-paths', { type: 'boolean', default: false, describe: 'live migration, source: re-open each path just before sending it, and leave out one that leads elsewhere now (third parties writing to the share)' })
+    .option('migration-verify-handles', { type: 'boolean', default: false, describe: 'live migration, source, find-paths: send file handles with the paths, so the destination checks that each path found the very same inode (one filesystem; ignored on the destination)' })
+    .option('migration-confirm-paths', { type: 'boolean', default: false, describe: 'live migration, source, find-paths: re-open each path just before sending it, and leave out one that leads elsewhere now (third parties writing to the share)' })
     .option('rlimit-nofile', { type: 'number', describe: 'open file limit to set (0: leave it; default: as high as allowed)' })
     .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log level (debug: one line per request)' })
     .option('log-json', { type: 'boolean', default: false, describe: 'log JSON lines instead of text' })
@@ -211,6 +211,9 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   const sandbox = (compat.sandbox ?? a.sandbox) as SandboxMode;
   if (!SANDBOX_MODES.includes(sandbox)) throw new UsageError(`--sandbox takes namespace, chroot or none (got ${sandbox})`);
   if (sandbox === 'chroot') throw new UsageError('--sandbox chroot is not supported; use --sandbox namespace (or none)');
+  if (a['migration-mode'] === 'file-handles' && (a['migration-verify-handles'] || a['migration-confirm-paths'])) {
+    throw new UsageError('--migration-verify-handles and --migration-confirm-paths apply to --migration-mode find-paths (file handles need no path checks)');
+  }
   const opts: Options = {
     socketPath: a['socket-path'],
     fd: a.fd,

@@ -80,12 +80,9 @@ describe('vfsd options', () => {
     const parse = (args: string[]) => parseOptions(['--socket-path', '/tmp/a.sock', '--shared-dir', dir, ...args]) as Options;
     expect(parse([]).migration).toEqual({ mode: 'find-paths', onError: 'abort', verifyHandles: false, confirmPaths: false });
     expect(parse(['--migration-mode', 'find-paths', '--migration-on-error', 'guest-error']).migration.onError).toBe('guest-error');
-    expect(parse(['--migration-mode', 'file-handles', '--migration-verify-handles', '--migration-confirm-paths']).migration).toEqual({
-      mode: 'file-handles',
-      onError: 'abort',
-      verifyHandles: true,
-      confirmPaths: true,
-    });
+    expect(parse(['--migration-mode', 'file-handles']).migration.mode).toBe('file-handles');
+    expect(parse(['--migration-verify-handles', '--migration-confirm-paths']).migration).toEqual({ mode: 'find-paths', onError: 'abort', verifyHandles: true, confirmPaths: true });
+    expect(() => parse(['--migration-mode', 'file-handles', '--migration-verify-handles'])).toThrow(/apply to --migration-mode find-paths/);
     expect(() => parse(['--migration-mode', 'by-magic'])).toThrow(/migration-mode/);
     expect(() => parse(['--migration-on-error', 'ignore'])).toThrow(/migration-on-error/);
   });

@@ -36,7 +36,15 @@ export class Qmp {
     }
   }
 
+  private closed = false;
+
   private start(): void {
+    // QEMU gone (it quit, or exited on a failed incoming migration): pending commands get an error.
+    this.sock.on('close', () => {
+      this.closed = true;
+      for (const w of this.waiting.splice(0)) w({ error: { class: 'Closed', desc: 'QEMU closed the QMP socket' } });
+    });
+    this.sock.on('error', () => undefined);
     let greet!: () => void;
     this.greeted = new Promise((r) => (greet = r));
     this.sock.setEncoding('utf8');
@@ -55,6 +63,7 @@ export class Qmp {
   }
 
   command(execute: string, args?: Record<string, unknown>): Promise<QmpReply> {
+    if (this.closed) return Promise.resolve({ error: { class: 'Closed', desc: 'QEMU closed the QMP socket' } });
     return new Promise((resolve) => {
       this.waiting.push(resolve);
       this.sock.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + '\n');

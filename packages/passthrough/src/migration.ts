@@ -8,8 +8,8 @@
 //   holds open that were unlinked or renamed; both must see the same filesystem. A handle can name
 //   any file of that filesystem, so what it opens must be (or have been, when unlinked) beneath the
 //   destination's share, or it counts as not found.
-// The destination follows the mode of the stream. With verifyHandles the source also sends handles
-// in find-paths mode and the destination checks that each path led to the very same inode; with
+// The destination follows the stream: its mode, and (verifyHandles, set on the source) the handles
+// sent beside the paths in find-paths mode, which the destination checks each path against; with
 // confirmPaths the source re-opens each path just before sending it and drops one that leads
 // elsewhere (a third party moved files during the migration). No file data moves; locks are not
 // carried (they belong to the source's open files: a guest that held one must take it again).
@@ -31,9 +31,9 @@ export type MigrationMode = 'find-paths' | 'file-handles';
 export interface MigrationOptions {
   mode: MigrationMode;
   onError: MigrationOnError;
-  /** Source: send file handles in find-paths mode too; destination: check that each path found the same inode. */
+  /** Source, find-paths: send file handles too, so the destination checks that each path found the same inode. */
   verifyHandles: boolean;
-  /** Source: re-open each path before sending it; one that no longer leads to the inode is not sent. */
+  /** Source, find-paths: re-open each path before sending it; one that no longer leads to the inode is not sent. */
   confirmPaths: boolean;
 }
 
@@ -134,7 +134,8 @@ function pathLeadsTo(rootFd: number, path: string, fd: number): boolean {
 export function saveTables(inodes: InodeTable, handles: HandleTable, options: MigrationOptions = DEFAULT_MIGRATION): MigrationState {
   const rootFd = inodes.get(FUSE_ROOT_ID)!.handle.fd;
   const rootPath = fs.readlinkSync(`/proc/self/fd/${rootFd}`);
-  const withHandles = options.mode === 'file-handles' || options.verifyHandles;
+  const byHandle = options.mode === 'file-handles';
+  const withHandles = byHandle || options.verifyHandles;
   let rootMount = -1;
   if (withHandles) {
     const h = nameToHandleAt(rootFd);
@@ -143,7 +144,7 @@ export function saveTables(inodes: InodeTable, handles: HandleTable, options: Mi
   }
   const locate = (fd: number, isDir: boolean): Location => {
     let path = pathUnder(rootPath, fd);
-    if (path !== null && options.confirmPaths && !pathLeadsTo(rootFd, path, fd)) path = null;
+    if (path !== null && !byHandle && options.confirmPaths && !pathLeadsTo(rootFd, path, fd)) path = null;
     return withHandles ? { path, ...handleOf(fd, path, isDir, rootMount) } : { path };
   };
   const inodeRecords: InodeRecord[] = [];
@@ -219,7 +220,6 @@ class Finder {
   constructor(
     private readonly rootFd: number,
     private readonly mode: MigrationMode,
-    private readonly verifyHandles: boolean,
   ) {
     this.rootPath = fs.readlinkSync(`/proc/self/fd/${rootFd}`);
   }
@@ -244,7 +244,8 @@ class Finder {
     if (path === null) return { why: 'the source could not tell its path' };
     const fd = openBeneath(this.rootFd, path, flags);
     if (fd < 0) return { why: `${path}: errno ${-fd}` };
-    if (this.verifyHandles && handle) {
+    if (handle) {
+      // The source verifies handles (--migration-verify-handles): the path must have led to that inode.
       const h = nameToHandleAt(fd);
       if (typeof h === 'number' || !h.handle.equals(handle)) {
         closeQuietly(fd);
@@ -279,7 +280,7 @@ export function loadTables(
   inodes: InodeTable,
   handles: HandleTable,
   state: MigrationState,
-  options: Pick<MigrationOptions, 'onError' | 'verifyHandles'>,
+  options: Pick<MigrationOptions, 'onError'>,
 ): { restored: number; lost: string[] } {
   const onError = options.onError;
   const s = state as unknown as Partial<TablesState> | null;
@@ -290,7 +291,7 @@ export function loadTables(
   const rootFd = inodes.get(FUSE_ROOT_ID)!.handle.fd;
   // As the daemon (open_by_handle_at needs CAP_DAC_READ_SEARCH, which a caller's fsuid drops).
   useCred(undefined);
-  const finder = new Finder(rootFd, s.mode, options.verifyHandles);
+  const finder = new Finder(rootFd, s.mode);
   const opened: number[] = [];
   const lost: string[] = [];
   try {

@@ -7,12 +7,14 @@
  *   guestctl FILE getxattr K       prints the value of K
  *   guestctl FILE mmap-write TEXT  writes TEXT at offset 0 through a shared mapping, msync
  *   guestctl FILE mmap-read N      prints the first N bytes read through a mapping
- *   guestctl FILE migrate DIR NAME READY GO
+ *   guestctl FILE migrate DIR NAME READY GO [VICTIM]
  *                                  for a live migration: holds FILE open for appending and DIR open,
  *                                  writes "before\n", looks NAME up, creates READY, waits for GO to
  *                                  exist (the host makes it after the switch-over), then writes
  *                                  "after\n" through the same fd, reads DIR through its open handle,
- *                                  looks NAME up again and closes both; prints what each step saw */
+ *                                  looks NAME up again and closes both; prints what each step saw.
+ *                                  VICTIM: also held open from the start, and fstat'ed after GO
+ *                                  ("victim: ok" or "victim: <error>"), for a file the host deletes */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -101,9 +103,11 @@ int main(int argc, char **argv) {
     printf("\n");
     return 0;
   }
-  if (!strcmp(cmd, "migrate") && argc == 7) {
+  if (!strcmp(cmd, "migrate") && (argc == 7 || argc == 8)) {
     int afd = open(argv[1], O_WRONLY | O_APPEND);
     if (afd < 0) return fail("open for append");
+    int vfd = argc == 8 ? open(argv[7], O_RDONLY) : -1;
+    if (argc == 8 && vfd < 0) return fail("open VICTIM");
     DIR *d = opendir(argv[3]);
     if (!d) return fail("opendir");
     struct stat st;
@@ -120,6 +124,11 @@ int main(int argc, char **argv) {
       usleep(100000);
     }
     printf("go after %lld ms\n", now_ms() - t0);
+    if (vfd >= 0) {
+      if (fstat(vfd, &st) < 0) printf("victim: %s\n", strerror(errno));
+      else printf("victim: ok\n");
+      fflush(stdout);
+    }
     if (write(afd, "after\n", 6) != 6) return fail("write after");
     if (fsync(afd) < 0) return fail("fsync");
     rewinddir(d);
