@@ -1,4 +1,7 @@
 /* guestctl: file operations busybox lacks, for the guest (static, in the initramfs) and the host.
+ *   guestctl as UID GID GROUPS CMD [ARG...]
+ *                                  runs CMD as UID:GID with the supplementary GROUPS (comma separated,
+ *                                  "-" for none), as a login would
  *   guestctl FILE getlk            prints "unlocked" or "locked type=W|R pid=N start=S len=L"
  *   guestctl FILE setlkw           waits for a write lock on the whole file, prints "acquired after N ms"
  *   guestctl FILE hold             takes a write lock at once (or fails), prints "held", releases at EOF on stdin
@@ -17,6 +20,7 @@
  *                                  ("victim: ok" or "victim: <error>"), for a file the host deletes */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +47,19 @@ int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: guestctl FILE getlk|setlkw|hold|flock|setxattr K V|getxattr K|mmap-write TEXT|mmap-read N\n");
     return 2;
+  }
+  if (!strcmp(argv[1], "as")) {
+    if (argc < 6) { fprintf(stderr, "usage: guestctl as UID GID GROUPS CMD [ARG...]\n"); return 2; }
+    gid_t groups[64];
+    int n = 0;
+    if (strcmp(argv[4], "-")) {
+      for (char *p = strtok(argv[4], ","); p && n < 64; p = strtok(NULL, ",")) groups[n++] = (gid_t)atol(p);
+    }
+    if (setgroups(n, groups) < 0) return fail("setgroups");
+    if (setgid((gid_t)atol(argv[3])) < 0) return fail("setgid");
+    if (setuid((uid_t)atol(argv[2])) < 0) return fail("setuid");
+    execvp(argv[5], argv + 5);
+    return fail("exec");
   }
   const char *cmd = argv[2];
   int fd = open(argv[1], O_RDWR);

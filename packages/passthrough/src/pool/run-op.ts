@@ -56,10 +56,10 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
-import { EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
+import { EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, EPERM, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statAtRecord } from '../sys/stat';
-import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type SetattrOp, type StatfsRecord } from './ops';
+import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type StatfsRecord } from './ops';
 
 const AT_FDCWD = -100;
 const AT_EACCESS = 0x200;
@@ -251,16 +251,36 @@ function timespec(buf: Buffer, at: number, now: boolean, set: boolean, sec: bigi
   buf.writeBigInt64LE(BigInt(now ? UTIME_NOW : set ? nsec : UTIME_OMIT), at + 8);
 }
 
-function setattr(op: SetattrOp) {
+/**
+ * SETATTR's chown, as the caller. The host cannot see the caller's supplementary groups (the thread
+ * runs with its fsuid/fsgid and none), so a change of group to one of them fails here though the
+ * guest's kernel, which knows them, already allowed it (default_permissions): then, for the file's
+ * owner changing the group alone, the change is made as the daemon, as the C virtiofsd makes every
+ * chown. A change of owner stays the caller's, so the host refuses what the kernel would.
+ */
+function chown(op: Op<'setattr'>): void {
+  const uid = op.valid & FATTR_UID ? op.uid : -1;
+  const gid = op.valid & FATTR_GID ? op.gid : -1;
+  const r = fchownEmpty(op.pathFd, uid, gid);
+  if (r === -EPERM && op.cred && gid !== -1) {
+    const st = fs.fstatSync(op.pathFd);
+    if (st.uid === op.cred.uid && (uid === -1 || uid === st.uid)) {
+      useCred(undefined);
+      check('fchownat', fchownEmpty(op.pathFd, -1, gid));
+      return;
+    }
+  }
+  check('fchownat', r);
+}
+
+function setattr(op: Op<'setattr'>) {
   const v = op.valid;
   const hasFd = op.fd >= 0;
   if (v & FATTR_MODE) {
     if (hasFd) fs.fchmodSync(op.fd, op.mode & 0o7777);
     else fs.chmodSync(procPath(op.pathFd), op.mode & 0o7777);
   }
-  if (v & (FATTR_UID | FATTR_GID)) {
-    check('fchownat', fchownEmpty(op.pathFd, v & FATTR_UID ? op.uid : -1, v & FATTR_GID ? op.gid : -1));
-  }
+  if (v & (FATTR_UID | FATTR_GID)) chown(op);
   if (v & FATTR_SIZE) {
     if (hasFd) fs.ftruncateSync(op.fd, Number(op.size));
     else fs.truncateSync(procPath(op.pathFd), Number(op.size));
