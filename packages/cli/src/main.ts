@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  for (const n of o.notYetImplemented) log.warn(`${n} is accepted but not implemented yet`);
+  for (const n of o.notYetImplemented) log.warn(`${n} is accepted and ignored`);
   if (o.rlimitNofile !== 0) {
     const lim = raiseNofileLimit(o.rlimitNofile);
     log.info(`open file limit ${lim.soft} (hard ${lim.hard})`);
@@ -135,6 +135,9 @@ export async function run(argv: string[]): Promise<number> {
             posixAcl: o.posixAcl,
             announceSubmounts: o.announceSubmounts,
             killprivV2: o.killprivV2,
+            posixLocks: o.posixLocks,
+            flockLocks: o.flockLocks,
+            readdirplus: o.readdirplus,
             inodeFileHandles: fileHandles,
             inodeFdCache: o.inodeFdCache,
             migration: o.migration,

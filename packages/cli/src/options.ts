@@ -30,6 +30,11 @@ export interface Options {
   sandbox: SandboxMode;
   announceSubmounts: boolean;
   killprivV2: boolean;
+  /** Offer POSIX (fcntl) and flock locks served through the host (FUSE_POSIX_LOCKS, FUSE_FLOCK_LOCKS). */
+  posixLocks: boolean;
+  flockLocks: boolean;
+  /** Offer READDIRPLUS (FUSE_DO_READDIRPLUS) where the cache mode uses it. */
+  readdirplus: boolean;
   inodeFileHandles: FileHandleMode;
   /** With file handles: how many inode fds stay open at most (default: half the open-file limit). */
   inodeFdCache?: number;
@@ -73,6 +78,9 @@ interface CompatOptions {
   posixAcl?: boolean;
   announceSubmounts?: boolean;
   killprivV2?: boolean;
+  posixLocks?: boolean;
+  flockLocks?: boolean;
+  readdirplus?: boolean;
   sandbox?: string;
   logLevel?: string;
   ignored: string[];
@@ -122,15 +130,23 @@ function compatOptions(list: string[]): CompatOptions {
         if (v === undefined || !(v in C_LOG)) throw new UsageError(`-o log_level= takes debug, info, warn or err (got ${v ?? 'nothing'})`);
         out.logLevel = C_LOG[v];
         break;
-      // The C daemon's lock switches: vfsd always serves POSIX and flock locks through the host.
+      // The C daemon's lock switches (libvirt passes them from <lock posix= flock=>): off, the guest's
+      // locks stay inside the guest (INIT does not offer them).
       case 'flock':
       case 'no_flock':
+        out.flockLocks = k === 'flock';
+        break;
       case 'posix_lock':
       case 'no_posix_lock':
+        out.posixLocks = k === 'posix_lock';
+        break;
       case 'readdirplus':
       case 'no_readdirplus':
+        out.readdirplus = k === 'readdirplus';
+        break;
+      // FUSE's allow_root: who may use a FUSE mount on the host; a virtio-fs mount is the guest's.
       case 'allow_root':
-        out.ignored.push(`-o ${k}`);
+        out.ignored.push(`-o ${k} (no meaning for virtio-fs)`);
         break;
       default:
         throw new UsageError(`unknown option -o ${k}`);
@@ -158,6 +174,9 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('sandbox', { choices: SANDBOX_MODES, default: 'none' as SandboxMode, describe: 'process sandbox' })
     .option('announce-submounts', { type: 'boolean', default: false, describe: 'tell the guest about mount points inside the share' })
     .option('killpriv-v2', { type: 'boolean', default: true, describe: 'clear set-id bits on write, truncate and chown for the guest (FUSE_HANDLE_KILLPRIV_V2; --no-killpriv-v2: the guest does it)' })
+    .option('posix-lock', { type: 'boolean', default: true, describe: 'serve the guest\'s POSIX locks through the host (--no-posix-lock: they stay inside the guest)' })
+    .option('flock', { type: 'boolean', default: true, describe: 'serve the guest\'s flock locks through the host (--no-flock: they stay inside the guest)' })
+    .option('readdirplus', { type: 'boolean', default: true, describe: 'offer READDIRPLUS (--no-readdirplus: plain READDIR, then a LOOKUP per name the guest uses)' })
     .option('inode-file-handles', { choices: FILE_HANDLE_MODES, default: 'never' as FileHandleMode, describe: 'hold inodes by file handle, their fds a bounded cache: more inodes than the open-file limit (needs CAP_DAC_READ_SEARCH; prefer: fall back to fds without it)' })
     .option('inode-fd-cache', { type: 'number', describe: 'with --inode-file-handles: inode fds kept open at most (default: half the open-file limit)' })
     .option('migration-mode', { choices: MIGRATION_MODES, default: 'find-paths' as MigrationMode, describe: 'live migration, source: the destination finds what the guest holds by path beneath the share, or by file handle (file-handles: both on one filesystem, CAP_DAC_READ_SEARCH on the destination; also finds unlinked open files)' })
@@ -229,6 +248,9 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     sandbox,
     announceSubmounts: compat.announceSubmounts ?? a['announce-submounts'],
     killprivV2: compat.killprivV2 ?? a['killpriv-v2'],
+    posixLocks: compat.posixLocks ?? a['posix-lock'],
+    flockLocks: compat.flockLocks ?? a.flock,
+    readdirplus: compat.readdirplus ?? a.readdirplus,
     inodeFileHandles: a['inode-file-handles'],
     inodeFdCache: fdCache,
     migration: { mode: a['migration-mode'], onError: a['migration-on-error'], verifyHandles: a['migration-verify-handles'], confirmPaths: a['migration-confirm-paths'] },

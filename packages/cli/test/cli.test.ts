@@ -74,6 +74,13 @@ describe('vfsd options', () => {
     const l = parse(['--shared-dir', dir, '--writeback', '--posix-acl', '--announce-submounts', '--no-killpriv-v2']);
     expect([l.writeback, l.posixAcl, l.xattr, l.announceSubmounts, l.killprivV2]).toEqual([true, true, true, true, false]);
     expect(parse(['-o', `source=${dir},killpriv_v2`]).killprivV2).toBe(true);
+    // Lock and READDIRPLUS switches do what they say (libvirt passes -o flock,posix_lock).
+    const locks = (o: Options) => [o.posixLocks, o.flockLocks, o.readdirplus];
+    expect(locks(plain)).toEqual([true, true, true]);
+    expect(locks(parse(['-o', `source=${dir},no_posix_lock,no_flock,no_readdirplus`]))).toEqual([false, false, false]);
+    const lv = parse(['-o', `source=${dir},cache=always,xattr,flock,posix_lock`]);
+    expect([...locks(lv), lv.notYetImplemented]).toEqual([true, true, true, []]);
+    expect(locks(parse(['--shared-dir', dir, '--no-posix-lock', '--no-flock', '--no-readdirplus']))).toEqual([false, false, false]);
   });
 
   test('migration options: both modes, both error policies and the two checks, as the Rust virtiofsd spells them', () => {

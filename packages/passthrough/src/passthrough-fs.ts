@@ -144,6 +144,8 @@ export interface PassthroughOptions {
   posixLocks?: boolean;
   /** Offer FUSE_FLOCK_LOCKS (default true). */
   flockLocks?: boolean;
+  /** Offer READDIRPLUS where the cache mode uses it (default true; false: READDIR and LOOKUPs). */
+  readdirplus?: boolean;
   /**
    * Guest caching, as virtiofsd's --cache: 'never' opens files with FOPEN_DIRECT_IO (and offers no
    * READDIRPLUS), 'always' with FOPEN_KEEP_CACHE (directories with FOPEN_CACHE_DIR). Default 'auto'.
@@ -308,7 +310,8 @@ export class PassthroughFs implements FileSystem {
     // applied here (DONT_MASK), no shared state between directory operations.
     // ASYNC_DIO: the guest may send one direct I/O as several requests at once (they run concurrently).
     flags |= FUSE_ATOMIC_O_TRUNC | FUSE_EXPORT_SUPPORT | FUSE_DONT_MASK | FUSE_AUTO_INVAL_DATA | FUSE_PARALLEL_DIROPS | FUSE_ASYNC_DIO;
-    if (this.cache !== 'never') flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_CACHE_SYMLINKS;
+    if (this.cache !== 'never') flags |= FUSE_CACHE_SYMLINKS;
+    if (this.cache !== 'never' && (options.readdirplus ?? true)) flags |= FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO;
     // As virtiofsd, a writeback cache is never offered on a read-only share (nothing to write back).
     if (options.writeback && !this.readonly) flags |= FUSE_WRITEBACK_CACHE;
     if (options.posixAcl) flags |= FUSE_POSIX_ACL;

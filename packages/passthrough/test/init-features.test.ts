@@ -8,7 +8,11 @@ import {
   FATTR_KILL_SUIDGID,
   FATTR_SIZE,
   FUSE_ATTR_SUBMOUNT,
+  FUSE_DO_READDIRPLUS,
+  FUSE_FLOCK_LOCKS,
   FUSE_HANDLE_KILLPRIV_V2,
+  FUSE_POSIX_LOCKS,
+  FUSE_READDIRPLUS_AUTO,
   FUSE_OPEN_KILL_SUIDGID,
   FUSE_POSIX_ACL,
   FUSE_ROOT_ID,
@@ -67,6 +71,14 @@ describe.each([
     await pfs?.shutdown();
     pfs = undefined;
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('locks and READDIRPLUS are offered unless turned off (-o no_posix_lock, no_flock, --no-readdirplus)', async () => {
+    const on = await start({ cache: 'auto' });
+    expect(on & (FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS)).toBe(FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS);
+    await pfs!.shutdown();
+    const off = await start({ cache: 'auto', posixLocks: false, flockLocks: false, readdirplus: false });
+    expect(off & (FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO)).toBe(0n);
   });
 
   describe('writeback cache', () => {
