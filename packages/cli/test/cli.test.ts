@@ -95,20 +95,20 @@ describe('vfsd options', () => {
   });
 
   test('--inode-file-handles mandatory refuses to start where open_by_handle_at is not allowed; prefer falls back', () => {
-    // As an unprivileged user (no CAP_DAC_READ_SEARCH): util-linux's setpriv drops root.
+    // Without CAP_DAC_READ_SEARCH: util-linux's setpriv drops it from the bounding set, so the exec'd
+    // daemon (still root, so it can read a checkout only root can read) never has it.
     const share = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-fh-'));
-    fs.chmodSync(share, 0o777);
-    const asNobody = (mode: string) =>
-      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, '--socket-path', path.join(share, 's'), '--shared-dir', share, '--inode-file-handles', mode, '--keep-serving'], {
+    const withoutCap = (mode: string) =>
+      spawnSync('setpriv', ['--bounding-set=-dac_read_search', '--inh-caps=-dac_read_search', process.execPath, BIN, '--socket-path', path.join(share, 's'), '--shared-dir', share, '--inode-file-handles', mode, '--keep-serving'], {
         encoding: 'utf8',
         timeout: 3000,
       });
     try {
-      const m = asNobody('mandatory');
+      const m = withoutCap('mandatory');
       expect(m.status).toBe(1);
       expect(m.stderr).toMatch(/^vfsd: --inode-file-handles mandatory: file handles are unusable on .*: open_by_handle_at: errno 1 \(needs CAP_DAC_READ_SEARCH\)$/m);
       // prefer serves (until the timeout ends it), holding inodes by fd.
-      const p = asNobody('prefer');
+      const p = withoutCap('prefer');
       expect(p.stderr).toMatch(/WARN: --inode-file-handles prefer: holding inodes by fd \(open_by_handle_at: errno 1/);
       expect(p.stderr).toMatch(/serving /);
     } finally {
