@@ -66,3 +66,33 @@ test('a non-root guest user with a supplementary group gets the answers the C vi
   expect(mine).toMatch(/^chown to another user: fail: .*uid 65534$/m);
   expect(mine).toBe(theirs);
 });
+
+// FUSE_CREATE_SUPP_GROUP (Linux ≥ 6.3, so the 6.12 guest): the caller may write into a directory of
+// its supplementary group; the kernel tells the daemon that group with the create.
+test('a non-root guest user creates in a directory its supplementary group may write (FUSE_CREATE_SUPP_GROUP)', async () => {
+  const env = { VFSD_GUEST_FLAVOR: 'backports' };
+  await guest.setup(env);
+  const d = startDaemon();
+  try {
+    const script = `
+try() { if "$@" 2>/tmp/err; then echo ok; else echo "fail: $(cat /tmp/err)"; fi; }
+mkdir g && chown 0:65531 g && chmod 0775 g && touch f && chown 65534:65532 f
+echo "create: $(try ${AS} touch g/file) gid $(stat -c %g g/file) uid $(stat -c %u g/file)"
+echo "mkdir: $(try ${AS} mkdir g/sub)"
+echo "symlink: $(try ${AS} ln -s x g/link)"
+echo "mkfifo: $(try ${AS} mkfifo g/fifo)"
+echo "link: $(try ${AS} ln f g/hard)"
+echo "not a member: $(try guestctl as 65534 65532 - touch g/nope)"
+`;
+    const r = await guest.runGuest({ socket: d.sock, tag: 'vfsdsupp', script, daemonPid: d.child.pid, env });
+    console.log(r.output);
+    expect(r.harnessError).toBeNull();
+    expect(r.output).toMatch(/^create: ok gid 65532 uid 65534$/m);
+    for (const what of ['mkdir', 'symlink', 'mkfifo', 'link']) expect(r.output).toMatch(new RegExp(`^${what}: ok$`, 'm'));
+    expect(r.output).toMatch(/^not a member: fail: .*Permission denied/m);
+    expect(fs.statSync(path.join(d.share, 'g', 'file')).gid).toBe(65532);
+    expect(await exitWithin(d, 10_000)).toBe(0);
+  } finally {
+    d.cleanup();
+  }
+});

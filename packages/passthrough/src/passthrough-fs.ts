@@ -27,7 +27,9 @@ import {
   FUSE_EXPORT_SUPPORT,
   FUSE_FLOCK_LOCKS,
   FUSE_FSYNC_FDATASYNC,
+  FUSE_CREATE_SUPP_GROUP,
   FUSE_HANDLE_KILLPRIV_V2,
+  createSuppGroup,
   FUSE_LK_FLOCK,
   FUSE_OPEN_KILL_SUIDGID,
   FUSE_PARALLEL_DIROPS,
@@ -318,8 +320,11 @@ export class PassthroughFs implements FileSystem {
     const announceSubmounts = options.announceSubmounts ?? false;
     if (announceSubmounts) flags |= FUSE_SUBMOUNTS;
     if (options.killprivV2 ?? true) flags |= FUSE_HANDLE_KILLPRIV_V2;
-    this.initFlags = flags;
     this.asRoot = CREDS_ENABLED;
+    // Creating as the caller: the kernel then sends the parent's group when the caller holds it only as
+    // a supplementary group, which the host cannot otherwise see.
+    if (this.asRoot) flags |= FUSE_CREATE_SUPP_GROUP;
+    this.initFlags = flags;
     // As virtiofsd: no supplementary groups (the daemon's, root's, would otherwise apply to every caller).
     dropSupplementaryGroups();
     // Modes come from the guest with its umask applied here (DONT_MASK): the process's own must not
@@ -550,7 +555,7 @@ export class PassthroughFs implements FileSystem {
     return this.withInode(req.header.nodeid, (parent) => {
       const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT));
       const killSuidgid = (flags & O_TRUNC) !== 0 && this.killsSuidgid(req.arg.open_flags, FUSE_OPEN_KILL_SUIDGID);
-      const made = this.run(ctx, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, ...this.newMode(req.arg), killSuidgid });
+      const made = this.runCreating(ctx, req.ext, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, ...this.newMode(req.arg), killSuidgid });
       return then(made, (m) => this.addCreated(m));
     });
   }
@@ -559,7 +564,7 @@ export class PassthroughFs implements FileSystem {
     this.checkWritable();
     return this.withInode(req.header.nodeid, async (parent) => {
       const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT));
-      const made = await this.run(ctx, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, ...this.newMode(req.arg) });
+      const made = await this.runCreating(ctx, req.ext, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, ...this.newMode(req.arg) });
       return this.addCreated(made);
     });
   }
@@ -659,20 +664,20 @@ export class PassthroughFs implements FileSystem {
     checkName(req.name);
     this.checkWritable();
     const mode = this.newMode(req.arg);
-    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mkdirAt', dirFd, name: req.name, ...mode }));
+    return this.makeEntry(ctx, req, (dirFd) => ({ kind: 'mkdirAt', dirFd, name: req.name, ...mode }));
   }
 
   async mknod(ctx: RequestContext, req: MknodRequest): Promise<FuseEntryOutReply> {
     checkName(req.name);
     this.checkWritable();
     const mode = { ...this.newMode(req.arg), mode: req.arg.mode & (S_IFMT | 0o7777) };
-    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'mknodAt', dirFd, name: req.name, ...mode, rdev: req.arg.rdev }));
+    return this.makeEntry(ctx, req, (dirFd) => ({ kind: 'mknodAt', dirFd, name: req.name, ...mode, rdev: req.arg.rdev }));
   }
 
   async symlink(ctx: RequestContext, req: SymlinkRequest): Promise<FuseEntryOutReply> {
     checkName(req.name);
     this.checkWritable();
-    return this.makeEntry(ctx, req.header.nodeid, (dirFd) => ({ kind: 'symlinkAt', dirFd, name: req.name, target: req.linkname }));
+    return this.makeEntry(ctx, req, (dirFd) => ({ kind: 'symlinkAt', dirFd, name: req.name, target: req.linkname }));
   }
 
   async link(ctx: RequestContext, req: LinkRequest): Promise<FuseEntryOutReply> {
@@ -681,7 +686,7 @@ export class PassthroughFs implements FileSystem {
     return this.withInode(req.arg.oldnodeid, async (inode) => {
       if (inode.type === S_IFDIR) throw new FsError(EPERM, 'link of a directory');
       const found = await this.withInode(req.header.nodeid, (dir) =>
-        this.run(ctx, { kind: 'linkAt', fd: inode.handle.fd, newDir: dir.handle.fd, newName: req.newname }),
+        this.runCreating(ctx, req.ext, { kind: 'linkAt', fd: inode.handle.fd, newDir: dir.handle.fd, newName: req.newname }),
       );
       return this.addEntry(found);
     });
@@ -856,6 +861,23 @@ export class PassthroughFs implements FileSystem {
     return this.counted(ctx, op, offMain, inline);
   }
 
+  /**
+   * A call that makes a new name: as the caller, with the supplementary group its request carries
+   * (FUSE_EXT_GROUPS: the parent directory's group, which the guest saw the caller hold).
+   */
+  private runCreating<K extends 'create' | 'tmpfile' | 'linkAt' | 'mkdirAt' | 'mknodAt' | 'symlinkAt'>(ctx: RequestContext, ext: Buffer | undefined, op: Op<K>): Awaitable<OpResult<K>> {
+    if (this.asRoot) {
+      let group: number | undefined;
+      try {
+        group = createSuppGroup(ext);
+      } catch (e) {
+        throw new FsError(EINVAL, (e as Error).message);
+      }
+      op.cred = group === undefined ? { uid: ctx.uid, gid: ctx.gid } : { uid: ctx.uid, gid: ctx.gid, group };
+    }
+    return this.counted(ctx, op);
+  }
+
   /** Runs one op as the daemon, counted in the depth that decides inline or worker. */
   private counted<K extends OpKind>(ctx: RequestContext, op: Op<K>, offMain = false, inline = false): Awaitable<OpResult<K>> {
     const options = this.submitOptions(ctx);
@@ -895,8 +917,12 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** mkdir/mknod/symlink: created under the caller's fsuid/fsgid, then counted as a lookup. */
-  private async makeEntry(ctx: RequestContext, parent: bigint, op: (dirFd: number) => Op<'mkdirAt' | 'mknodAt' | 'symlinkAt'>): Promise<FuseEntryOutReply> {
-    const found = await this.withInode(parent, (dir) => this.run(ctx, op(dir.handle.fd)));
+  private async makeEntry(
+    ctx: RequestContext,
+    req: { header: { nodeid: bigint }; ext: Buffer | undefined },
+    op: (dirFd: number) => Op<'mkdirAt' | 'mknodAt' | 'symlinkAt'>,
+  ): Promise<FuseEntryOutReply> {
+    const found = await this.withInode(req.header.nodeid, (dir) => this.runCreating(ctx, req.ext, op(dir.handle.fd)));
     return this.addEntry(found);
   }
 

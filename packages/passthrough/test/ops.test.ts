@@ -27,6 +27,8 @@ import {
   FUSE_AUTO_INVAL_DATA,
   FUSE_CACHE_SYMLINKS,
   FUSE_DONT_MASK,
+  FUSE_CREATE_SUPP_GROUP,
+  FUSE_INIT_EXT,
   FUSE_DO_READDIRPLUS,
   FUSE_EXPORT_SUPPORT,
   FUSE_FLOCK_LOCKS,
@@ -148,6 +150,8 @@ describe.each<[string, number, Partial<PassthroughOptions>]>([
       const expected = [
         FUSE_POSIX_LOCKS, FUSE_FLOCK_LOCKS, FUSE_ATOMIC_O_TRUNC, FUSE_EXPORT_SUPPORT, FUSE_DONT_MASK, FUSE_AUTO_INVAL_DATA,
         FUSE_DO_READDIRPLUS, FUSE_READDIRPLUS_AUTO, FUSE_ASYNC_DIO, FUSE_PARALLEL_DIROPS, FUSE_HANDLE_KILLPRIV_V2, FUSE_CACHE_SYMLINKS,
+        // As root, creating as the caller: the kernel tells the parent's supplementary group.
+        ...(process.geteuid?.() === 0 ? [FUSE_CREATE_SUPP_GROUP, FUSE_INIT_EXT] : []),
       ].reduce((a, f) => a | f, 0n);
       expect(flags).toBe(expected);
       const a = await lookup('a.txt');

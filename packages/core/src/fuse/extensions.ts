@@ -7,6 +7,9 @@
  *   fuse_secctx { size } | name '\0' | value[size] | zero pad to 8
  * (fs/fuse/dir.c get_security_context). Sent with CREATE, MKNOD, MKDIR,
  * SYMLINK and TMPFILE once FUSE_SECURITY_CTX is negotiated.
+ * Type FUSE_EXT_GROUPS (32) is fuse_supp_groups { nr_groups; groups[] }: with FUSE_CREATE_SUPP_GROUP,
+ * the kernel sends the parent directory's group when the caller holds it only as a supplementary
+ * group (fs/fuse/dir.c get_create_supp_group), so the daemon may create there as the guest allowed.
  */
 import { FuseDecodeError } from './decode-error';
 import { EINVAL } from './errno';
@@ -30,6 +33,26 @@ export interface SecurityContext {
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** fuse_ext_type FUSE_EXT_GROUPS. */
+export const FUSE_EXT_GROUPS = 32;
+
+/**
+ * The supplementary group a create-type request carries (FUSE_EXT_GROUPS), or undefined. Throws
+ * FuseDecodeError(EINVAL) for malformed extensions.
+ */
+export function createSuppGroup(ext: Uint8Array | undefined): number | undefined {
+  if (!ext || ext.length === 0) return undefined;
+  for (const e of decodeExtensions(ext)) {
+    if (e.type !== FUSE_EXT_GROUPS) continue;
+    if (e.data.length < 4) throw new FuseDecodeError(EINVAL, 'truncated fuse_supp_groups');
+    const n = e.data.readUInt32LE(0);
+    if (n === 0) return undefined;
+    if (e.data.length < 4 + 4 * n) throw new FuseDecodeError(EINVAL, `fuse_supp_groups of ${n} groups in ${e.data.length} bytes`);
+    return e.data.readUInt32LE(4);
+  }
+  return undefined;
 }
 
 /** Splits a request's extension bytes into records; throws FuseDecodeError(EINVAL) if malformed. */

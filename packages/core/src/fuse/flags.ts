@@ -69,6 +69,8 @@ export const FUSE_INIT_RESERVED = 1n << 31n;
 // bits 32..63 travel in the flags2 field
 export const FUSE_SECURITY_CTX = 1n << 32n;
 export const FUSE_HAS_INODE_DAX = 1n << 33n;
+/** 7.38: CREATE, MKNOD, MKDIR, SYMLINK, LINK and TMPFILE carry the caller's group that owns the parent (FUSE_EXT_GROUPS). */
+export const FUSE_CREATE_SUPP_GROUP = 1n << 34n;
 export const FUSE_HAS_EXPIRE_ONLY = 1n << 35n;
 
 /**

@@ -1,4 +1,5 @@
 import {
+  createSuppGroup,
   decodeExtensions,
   decodeOutHeader,
   decodeSecctx,
@@ -171,6 +172,16 @@ describe('request extensions', () => {
     ]);
     expect(decodeSecctx(records[0])).toEqual([]);
     expect(() => decodeSecctx(records[1])).toThrow(FuseDecodeError);
+  });
+
+  it('finds the supplementary group of a create (FUSE_EXT_GROUPS: nr_groups 1, the group, padded to 8)', () => {
+    // As fs/fuse/dir.c get_create_supp_group lays it out, after a secctx record.
+    const ext = new Bytes().u32(8).u32(0).u32(16).u32(32).u32(1).u32(65531).build();
+    expect(hex(ext)).toBe('08000000000000001000000020000000' + '01000000fbff0000');
+    expect(createSuppGroup(ext)).toBe(65531);
+    expect(createSuppGroup(undefined)).toBeUndefined();
+    expect(createSuppGroup(new Bytes().u32(8).u32(0).build())).toBeUndefined();
+    expect(() => createSuppGroup(new Bytes().u32(16).u32(32).u32(2).u32(7).build())).toThrow(FuseDecodeError);
   });
 
   it('rejects malformed extension records', () => {

@@ -56,7 +56,7 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
-import { EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, EPERM, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
+import { EACCES, EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, EPERM, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statAtRecord } from '../sys/stat';
 import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type StatfsRecord } from './ops';
@@ -371,9 +371,18 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
     case 'symlinkAt':
       check('symlinkat', symlinkat(op.target, op.dirFd, op.name));
       return lookupAt(op.dirFd, op.name);
-    case 'linkAt':
-      check('linkat', linkFd(op.fd, op.newDir, op.newName));
+    case 'linkAt': {
+      let r = linkFd(op.fd, op.newDir, op.newName);
+      // LINK carries no supplementary group (the kernel sends FUSE_EXT_GROUPS with the other creates,
+      // not with it): a directory the caller may write through one of them refuses it here, though the
+      // guest's kernel allowed it. A link has no owner of its own: made as the daemon, as the C virtiofsd.
+      if (r === -EACCES && op.cred) {
+        useCred(undefined);
+        r = linkFd(op.fd, op.newDir, op.newName);
+      }
+      check('linkat', r);
       return lookupAt(op.newDir, op.newName);
+    }
     case 'readlink': {
       const buf = Buffer.allocUnsafe(4096);
       return buf.subarray(0, check('readlinkat', readlinkEmpty(op.fd, buf)));

@@ -7,15 +7,31 @@
 // one. Leaving fsuid 0 drops the filesystem capabilities (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_CHOWN...)
 // from the thread's effective set; going back to 0 restores them (they stay permitted).
 //
-// Supplementary groups: as virtiofsd, none are applied for the caller (the FUSE header does not carry
-// them); the daemon drops its own (see dropSupplementaryGroups) so the caller never gains root's.
+// Supplementary groups: as virtiofsd, the caller's are not applied (the FUSE header does not carry
+// them); the daemon drops its own (see dropSupplementaryGroups) so the caller never gains root's. The
+// one exception is a create-type request's FUSE_EXT_GROUPS group (FUSE_CREATE_SUPP_GROUP): the group
+// of the parent directory that the guest's kernel saw the caller hold, set on this thread alone (raw
+// setgroups) for that call, as the Rust virtiofsd does.
 import { isMainThread } from 'node:worker_threads';
-import { setfsgid, setfsuid } from './libc';
+import { setfsgid, setfsuid, setThreadGroups } from './libc';
 
-/** The ids a request runs with (the FUSE header's uid/gid). */
+/** The ids a request runs with (the FUSE header's uid/gid, and a create's supplementary group). */
 export interface Cred {
   uid: number;
   gid: number;
+  /** FUSE_EXT_GROUPS: one supplementary group, for creating in a directory of that group. */
+  group?: number;
+}
+
+const NO_GROUPS = new Uint32Array(0);
+/** The supplementary group this thread holds now, or -1 (none: the daemon's state). */
+let curGroup = -1;
+
+function setGroup(group: number): void {
+  if (group === curGroup) return;
+  const r = setThreadGroups(group < 0 ? NO_GROUPS : Uint32Array.of(group));
+  if (r < 0) throw new Error(`setgroups on this thread failed (errno ${-r})`);
+  curGroup = group;
 }
 
 /** Whether switching applies: only a daemon running as root can take on other ids. */
@@ -65,6 +81,7 @@ function set(uid: number, gid: number): void {
 function restoreDaemon(): void {
   restoreQueued = false;
   set(DAEMON_UID, DAEMON_GID);
+  setGroup(-1);
 }
 
 /**
@@ -76,10 +93,12 @@ export function useCred(cred: Cred | undefined): void {
   if (!CREDS_ENABLED) return;
   if (cred === undefined) {
     set(DAEMON_UID, DAEMON_GID);
+    setGroup(-1);
     return;
   }
+  setGroup(cred.group === undefined ? -1 : cred.group >>> 0);
   set(cred.uid >>> 0, cred.gid >>> 0);
-  if (isMainThread && !restoreQueued && (curUid !== DAEMON_UID || curGid !== DAEMON_GID)) {
+  if (isMainThread && !restoreQueued && (curUid !== DAEMON_UID || curGid !== DAEMON_GID || curGroup !== -1)) {
     restoreQueued = true;
     queueMicrotask(restoreDaemon);
   }

@@ -27,6 +27,8 @@ const c = {
   prlimit: libc.func('int prlimit(int pid, int resource, const void *next, void *old)') as (pid: number, resource: number, next: Ptr | null, old: Ptr) => number,
   flock: libc.func('int flock(int fd, int op)') as (fd: number, op: number) => number,
   syscall1: libc.func('long syscall(long number)') as (nr: number) => number,
+  // syscall(2) is variadic; integer and pointer arguments pass the same way on x86-64.
+  syscallIntPtr: libc.func('long syscall(long number, long a, void *b)') as (nr: number, a: number, b: Ptr) => number,
   tgkill: libc.func('int tgkill(int pid, int tid, int sig)') as (pid: number, tid: number, sig: number) => number,
   sigaction: libc.func('int sigaction(int sig, const void *act, void *oldact)') as (sig: number, act: Ptr | null, oldact: Ptr | null) => number,
   pthreadSigmask: libc.func('int pthread_sigmask(int how, const void *set, void *oldset)') as (how: number, set: Ptr, old: null) => number,
@@ -248,6 +250,16 @@ export function setfsuid(id: number): number {
 
 export function setfsgid(id: number): number {
   return c.setfsgid(id >>> 0);
+}
+
+const SYS_setgroups = 116; // x86-64
+
+/**
+ * The calling thread's supplementary groups, for this thread only: the raw system call, since glibc's
+ * setgroups() applies to every thread of the process. 0 or -errno.
+ */
+export function setThreadGroups(groups: Uint32Array): number {
+  return orErrno(c.syscallIntPtr(SYS_setgroups, groups.length, Buffer.from(groups.buffer, groups.byteOffset, groups.byteLength)));
 }
 
 const AT_EMPTY_PATH = 0x1000;
