@@ -11,6 +11,18 @@ export type SandboxMode = (typeof SANDBOX_MODES)[number];
 export const FILE_HANDLE_MODES = ['never', 'prefer', 'mandatory'] as const;
 export const MIGRATION_MODES = ['find-paths', 'file-handles'] as const;
 export const MIGRATION_ON_ERROR = ['abort', 'guest-error'] as const;
+export const SECCOMP_ACTIONS = ['none', 'kill', 'log', 'trap'] as const;
+/** The Rust virtiofsd's options vfsd does not do yet, and why: refused, never silently ignored. */
+const NOT_YET: Record<string, string> = {
+  tag: 'it needs the vhost-user CONFIG protocol feature, not built yet; give QEMU the tag (-device vhost-user-fs-pci,tag=...)',
+  xattrmap: 'xattr name mapping is not built yet',
+  'uid-map': 'user namespace id maps are not built yet',
+  'gid-map': 'user namespace id maps are not built yet',
+  'translate-uid': 'uid translation is not built yet',
+  'translate-gid': 'gid translation is not built yet',
+  'security-label': 'FUSE_SECURITY_CTX (labels on new files) is not built yet',
+  modcaps: 'capability changes are not built yet',
+};
 export type MigrationOnError = (typeof MIGRATION_ON_ERROR)[number];
 export type MigrationMode = (typeof MIGRATION_MODES)[number];
 export type FileHandleMode = (typeof FILE_HANDLE_MODES)[number];
@@ -35,6 +47,9 @@ export interface Options {
   flockLocks: boolean;
   /** Offer READDIRPLUS (FUSE_DO_READDIRPLUS) where the cache mode uses it. */
   readdirplus: boolean;
+  allowDirectIo: boolean;
+  preserveNoatime: boolean;
+  allowMmap: boolean;
   inodeFileHandles: FileHandleMode;
   /** With file handles: how many inode fds stay open at most (default: half the open-file limit). */
   inodeFdCache?: number;
@@ -159,7 +174,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   const y = yargs(argv)
     .scriptName('vfsd')
     .usage('$0 --socket-path PATH --shared-dir DIR [options]\n\nA virtio-fs back-end: QEMU connects over vhost-user and the guest mounts DIR.')
-    .option('socket-path', { type: 'string', describe: 'vhost-user UNIX socket to listen on' })
+    .option('socket-path', { type: 'string', alias: 'socket', describe: 'vhost-user UNIX socket to listen on' })
     .option('fd', { type: 'number', describe: 'inherited, already listening socket fd (instead of --socket-path)' })
     .option('socket-group', { type: 'string', describe: 'group that may connect to the socket (mode 0660)' })
     .option('shared-dir', { type: 'string', describe: 'host directory to export' })
@@ -190,6 +205,20 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('keep-serving', { type: 'boolean', default: false, describe: 'accept the next front-end after one disconnects (default: exit, as virtiofsd)' })
     .option('inspect', { type: 'string', describe: `serve the live inspector page on localhost:PORT (default ${DEFAULT_INSPECT_PORT})` })
     .option('record', { type: 'string', describe: 'record the actor events to FILE (JSON lines; the inspector page replays it)' })
+    .option('allow-direct-io', { type: 'boolean', default: false, describe: 'honour the guest\'s O_DIRECT (default: dropped, the host page cache serves)' })
+    .option('preserve-noatime', { type: 'boolean', default: false, describe: 'honour the guest\'s O_NOATIME (default: dropped: it fails for anyone but the file\'s owner)' })
+    .option('allow-mmap', { type: 'boolean', default: false, describe: 'with --cache never: the guest may still mmap files (FUSE_DIRECT_IO_ALLOW_MMAP, Linux >= 6.6)' })
+    .option('seccomp', { choices: SECCOMP_ACTIONS, default: 'none' as (typeof SECCOMP_ACTIONS)[number], describe: 'system call filter (only none: see README)' })
+    .option('d', { type: 'boolean', default: false, describe: 'the same as --log-level debug (the Rust virtiofsd\'s spelling)' })
+    .option('f', { type: 'boolean', default: false, describe: 'no effect: vfsd always runs in the foreground (accepted as the Rust virtiofsd does)' })
+    .option('tag', { type: 'string', describe: 'not supported yet (the device\'s tag comes from QEMU\'s vhost-user-fs-pci tag=)' })
+    .option('xattrmap', { type: 'string', describe: 'not supported yet' })
+    .option('uid-map', { type: 'string', describe: 'not supported yet' })
+    .option('gid-map', { type: 'string', describe: 'not supported yet' })
+    .option('translate-uid', { type: 'string', array: true, describe: 'not supported yet' })
+    .option('translate-gid', { type: 'string', array: true, describe: 'not supported yet' })
+    .option('security-label', { type: 'boolean', describe: 'not supported yet' })
+    .option('modcaps', { type: 'string', describe: 'not supported yet' })
     .option('print-capabilities', { type: 'boolean', default: false, describe: 'print the vhost-user capabilities (JSON, for libvirt) and exit' })
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv/share', 'serve /srv/share')
     .example('$0 --socket-path /tmp/vfsd.sock -o source=/srv/share,cache=none', "the C virtiofsd's spelling")
@@ -230,6 +259,10 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   const sandbox = (compat.sandbox ?? a.sandbox) as SandboxMode;
   if (!SANDBOX_MODES.includes(sandbox)) throw new UsageError(`--sandbox takes namespace, chroot or none (got ${sandbox})`);
   if (sandbox === 'chroot') throw new UsageError('--sandbox chroot is not supported; use --sandbox namespace (or none)');
+  for (const [name, why] of Object.entries(NOT_YET)) if (a[name] !== undefined) throw new UsageError(`--${name} is not supported: ${why}`);
+  if (a.seccomp !== 'none') {
+    throw new UsageError(`--seccomp ${a.seccomp} is not supported: a filter must allow every system call of Node's own threads (V8, libuv, the pool), not measured yet; --seccomp none runs without one`);
+  }
   if (a['migration-mode'] === 'file-handles' && (a['migration-verify-handles'] || a['migration-confirm-paths'])) {
     throw new UsageError('--migration-verify-handles and --migration-confirm-paths apply to --migration-mode find-paths (file handles need no path checks)');
   }
@@ -255,7 +288,10 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     inodeFdCache: fdCache,
     migration: { mode: a['migration-mode'], onError: a['migration-on-error'], verifyHandles: a['migration-verify-handles'], confirmPaths: a['migration-confirm-paths'] },
     rlimitNofile: nofile,
-    logLevel: (compat.logLevel as LogLevel | undefined) ?? a['log-level'],
+    logLevel: a.d ? 'debug' : ((compat.logLevel as LogLevel | undefined) ?? a['log-level']),
+    allowDirectIo: a['allow-direct-io'],
+    preserveNoatime: a['preserve-noatime'],
+    allowMmap: a['allow-mmap'],
     logJson: a['log-json'],
     syslog: a.syslog,
     keepServing: a['keep-serving'],

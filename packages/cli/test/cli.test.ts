@@ -83,6 +83,25 @@ describe('vfsd options', () => {
     expect(locks(parse(['--shared-dir', dir, '--no-posix-lock', '--no-flock', '--no-readdirplus']))).toEqual([false, false, false]);
   });
 
+  test('the Rust virtiofsd\'s other options: done, or refused with the reason, never ignored', () => {
+    const parse = (args: string[]) => parseOptions(['--shared-dir', dir, ...args]) as Options;
+    const o = parse(['--socket', '/tmp/a.sock', '-d', '-f', '--allow-direct-io', '--preserve-noatime', '--allow-mmap', '--seccomp', 'none']);
+    expect([o.socketPath, o.logLevel, o.allowDirectIo, o.preserveNoatime, o.allowMmap]).toEqual(['/tmp/a.sock', 'debug', true, true, true]);
+    const plain = parse(['--socket-path', '/tmp/a.sock']);
+    expect([plain.allowDirectIo, plain.preserveNoatime, plain.allowMmap]).toEqual([false, false, false]);
+    for (const [args, why] of [
+      [['--tag', 'fs0'], /--tag is not supported: it needs the vhost-user CONFIG/],
+      [['--xattrmap', ':map::user.virtiofs.:'], /--xattrmap is not supported/],
+      [['--uid-map', ':0:1000:1:'], /--uid-map is not supported/],
+      [['--translate-uid', 'map:0:1000:1'], /--translate-uid is not supported/],
+      [['--security-label'], /--security-label is not supported/],
+      [['--modcaps=-mknod'], /--modcaps is not supported/],
+      [['--seccomp', 'kill'], /--seccomp kill is not supported/],
+    ] as const) {
+      expect(() => parse(['--socket-path', '/tmp/a.sock', ...args])).toThrow(why);
+    }
+  });
+
   test('migration options: both modes, both error policies and the two checks, as the Rust virtiofsd spells them', () => {
     const parse = (args: string[]) => parseOptions(['--socket-path', '/tmp/a.sock', '--shared-dir', dir, ...args]) as Options;
     expect(parse([]).migration).toEqual({ mode: 'find-paths', onError: 'abort', verifyHandles: false, confirmPaths: false });

@@ -28,6 +28,7 @@ import {
   FUSE_FLOCK_LOCKS,
   FUSE_FSYNC_FDATASYNC,
   FUSE_CREATE_SUPP_GROUP,
+  FUSE_DIRECT_IO_ALLOW_MMAP,
   FUSE_HANDLE_KILLPRIV_V2,
   createSuppGroup,
   FUSE_LK_FLOCK,
@@ -146,6 +147,15 @@ export interface PassthroughOptions {
   posixLocks?: boolean;
   /** Offer FUSE_FLOCK_LOCKS (default true). */
   flockLocks?: boolean;
+  /** Honour O_DIRECT in OPEN and CREATE (default false: dropped, as the Rust virtiofsd). */
+  allowDirectIo?: boolean;
+  /** Keep O_NOATIME in OPEN and CREATE (default false: dropped, as the Rust virtiofsd). */
+  preserveNoatime?: boolean;
+  /**
+   * With cache=never: let the guest mmap files opened for direct I/O (FUSE_DIRECT_IO_ALLOW_MMAP, 7.39);
+   * without it a shared writable mapping fails (ENODEV) as with the C daemon.
+   */
+  allowMmap?: boolean;
   /** Offer READDIRPLUS where the cache mode uses it (default true; false: READDIR and LOOKUPs). */
   readdirplus?: boolean;
   /**
@@ -219,7 +229,8 @@ function noEntry(ino: bigint, type: number): FuseEntryOutReply {
 // O_DIRECT too, as the Rust virtiofsd without --allow-direct-io: our buffers are not block-aligned, and
 // the guest's page cache is what cache=never bypasses (FOPEN_DIRECT_IO), not the host's.
 const O_DIRECT = 0o40000;
-const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT;
+const O_NOATIME = 0o1000000;
+const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW;
 
 /** Why file handles cannot serve `sharedDir` (see fileHandlesUnusable), or null: for a start-up check. */
 export function probeFileHandles(sharedDir: string): string | null {
@@ -269,6 +280,8 @@ export class PassthroughFs implements FileSystem {
   private readonly xattr: boolean;
   private readonly readonly: boolean;
   private readonly migration: MigrationOptions;
+  /** A mask of the open flags kept (O_DIRECT, O_NOATIME cleared unless allowed). */
+  private readonly droppedOpenFlags: number;
   /** File handles as in force: the mode, and why 'prefer' fell back to fds (for the log). */
   readonly fileHandles: { mode: FileHandleMode; fallback?: string };
   /** What the last INIT negotiated (each connection starts with one). */
@@ -304,6 +317,7 @@ export class PassthroughFs implements FileSystem {
     this.xattr = options.xattr ?? false;
     this.readonly = options.readonly ?? false;
     this.migration = { ...DEFAULT_MIGRATION, ...options.migration };
+    this.droppedOpenFlags = ~((options.allowDirectIo ? 0 : O_DIRECT) | (options.preserveNoatime ? 0 : O_NOATIME));
     const t = timeout(options.timeoutSeconds ?? CACHE_TIMEOUT[this.cache]);
     this.entryTimeout = t;
     this.attrTimeout = t;
@@ -324,6 +338,7 @@ export class PassthroughFs implements FileSystem {
     // Creating as the caller: the kernel then sends the parent's group when the caller holds it only as
     // a supplementary group, which the host cannot otherwise see.
     if (this.asRoot) flags |= FUSE_CREATE_SUPP_GROUP;
+    if (options.allowMmap) flags |= FUSE_DIRECT_IO_ALLOW_MMAP;
     this.initFlags = flags;
     // As virtiofsd: no supplementary groups (the daemon's, root's, would otherwise apply to every caller).
     dropSupplementaryGroups();
@@ -553,7 +568,7 @@ export class PassthroughFs implements FileSystem {
     checkName(req.name);
     this.checkWritable();
     return this.withInode(req.header.nodeid, (parent) => {
-      const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_DIRECT));
+      const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT));
       const killSuidgid = (flags & O_TRUNC) !== 0 && this.killsSuidgid(req.arg.open_flags, FUSE_OPEN_KILL_SUIDGID);
       const made = this.runCreating(ctx, req.ext, { kind: 'create', dirFd: parent.handle.fd, name: req.name, flags, ...this.newMode(req.arg), killSuidgid });
       return then(made, (m) => this.addCreated(m));
@@ -563,7 +578,7 @@ export class PassthroughFs implements FileSystem {
   async tmpfile(ctx: RequestContext, req: TmpfileRequest): Promise<{ entry: FuseEntryOutReply; open: FuseOpenOut }> {
     this.checkWritable();
     return this.withInode(req.header.nodeid, async (parent) => {
-      const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL | O_DIRECT));
+      const flags = this.openFlags(req.arg.flags & ~(O_NOCTTY | O_CREAT | O_EXCL));
       const made = await this.runCreating(ctx, req.ext, { kind: 'tmpfile', dirFd: parent.handle.fd, flags, ...this.newMode(req.arg) });
       return this.addCreated(made);
     });
@@ -804,6 +819,9 @@ export class PassthroughFs implements FileSystem {
    * files too (to fill partial pages) and applies O_APPEND itself at the offsets it sends.
    */
   private openFlags(flags: number): number {
+    // As the Rust virtiofsd: O_DIRECT only with allowDirectIo; O_NOATIME only with preserveNoatime (it
+    // fails with EPERM for anyone but the file's owner, which the caller's own open would not).
+    flags &= this.droppedOpenFlags;
     if (!this.negotiated.writeback) return flags;
     if ((flags & O_ACCMODE) === O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
     return flags & ~O_APPEND;

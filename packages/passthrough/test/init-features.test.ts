@@ -8,6 +8,7 @@ import {
   FATTR_KILL_SUIDGID,
   FATTR_SIZE,
   FUSE_ATTR_SUBMOUNT,
+  FUSE_DIRECT_IO_ALLOW_MMAP,
   FUSE_DO_READDIRPLUS,
   FUSE_FLOCK_LOCKS,
   FUSE_HANDLE_KILLPRIV_V2,
@@ -31,6 +32,8 @@ import { setxattr } from '../src/sys/libc';
 import { ctx, initReq, lookupReq, releaseReq, rq, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const EBADF = 9;
+const O_NOATIME = 0o1000000;
+const O_DIRECT = 0o40000;
 const IS_ROOT = process.geteuid?.() === 0;
 const ALL_BUT = (flag: bigint): bigint => ((1n << 64n) - 1n) & ~flag;
 
@@ -79,6 +82,37 @@ describe.each([
     await pfs!.shutdown();
     const off = await start({ cache: 'auto', posixLocks: false, flockLocks: false, readdirplus: false });
     expect(off & (FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO)).toBe(0n);
+    expect(off & FUSE_DIRECT_IO_ALLOW_MMAP).toBe(0n);
+    await pfs!.shutdown();
+    expect((await start({ cache: 'never', allowMmap: true })) & FUSE_DIRECT_IO_ALLOW_MMAP).toBe(FUSE_DIRECT_IO_ALLOW_MMAP);
+  });
+
+  test('O_NOATIME and O_DIRECT are dropped from OPEN unless allowed (--preserve-noatime, --allow-direct-io)', async () => {
+    const flagsOf = async (options: Partial<PassthroughOptions>): Promise<number> => {
+      await start(options);
+      const a = await lookup('a.txt');
+      await open(a.nodeid, O_RDONLY | O_NOATIME | O_DIRECT);
+      // The host open's flags, as /proc shows them (the inode's O_PATH fd left aside).
+      const file = path.join(dir, 'a.txt');
+      const O_PATH = 0o10000000;
+      let flags = -1;
+      for (const fd of fs.readdirSync('/proc/self/fd')) {
+        let link = '';
+        try {
+          link = fs.readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        if (link !== fs.realpathSync(file)) continue;
+        const f = parseInt(/^flags:\s+([0-7]+)/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8);
+        if ((f & O_PATH) === 0) flags = f;
+      }
+      await pfs!.shutdown();
+      expect(flags).toBeGreaterThanOrEqual(0);
+      return flags & (O_NOATIME | O_DIRECT);
+    };
+    expect(await flagsOf({})).toBe(0);
+    expect(await flagsOf({ preserveNoatime: true })).toBe(O_NOATIME);
   });
 
   describe('writeback cache', () => {

@@ -72,6 +72,8 @@ export const FUSE_HAS_INODE_DAX = 1n << 33n;
 /** 7.38: CREATE, MKNOD, MKDIR, SYMLINK, LINK and TMPFILE carry the caller's group that owns the parent (FUSE_EXT_GROUPS). */
 export const FUSE_CREATE_SUPP_GROUP = 1n << 34n;
 export const FUSE_HAS_EXPIRE_ONLY = 1n << 35n;
+/** 7.39: files opened with FOPEN_DIRECT_IO may still be mmapped (shared) by the guest. */
+export const FUSE_DIRECT_IO_ALLOW_MMAP = 1n << 36n;
 
 /**
  * The 64-bit INIT flag set of a fuse_init_in (or _out). flags2 only counts
