@@ -13,8 +13,8 @@ interface Run {
   output: string;
 }
 
-function conformance(which: 'vfsd' | 'virtiofsd', ...daemonArgs: string[]): Run {
-  const r = spawnSync(path.join(REPO, 'scripts', 'guest', 'conformance.sh'), [which, ...daemonArgs], { encoding: 'utf8', timeout: 420_000 });
+function conformance(which: 'vfsd' | 'virtiofsd', daemonArgs: string[] = [], env: Record<string, string> = {}): Run {
+  const r = spawnSync(path.join(REPO, 'scripts', 'guest', 'conformance.sh'), [which, ...daemonArgs], { encoding: 'utf8', timeout: 420_000, env: { ...process.env, ...env } });
   const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
   const passed = new Set<string>();
   const failed = new Map<string, string>();
@@ -49,8 +49,20 @@ test('vfsd passes at least as many guest conformance checks as the C virtiofsd, 
 // writes through shared slabs), and the namespace sandbox: every check still passes.
 test.each([[['--writeback']], [['--inode-file-handles', 'mandatory', '--inode-fd-cache', '64']], [['--thread-pool-size', '4']], [['--sandbox', 'namespace']]])('vfsd %j passes every check too', async (args) => {
   await guest.setup();
-  const r = conformance('vfsd', ...args);
+  const r = conformance('vfsd', args);
   console.log(`vfsd ${args.join(' ')}: ${r.passed.size} passed; failed: ${[...r.failed].map(([k, v]) => `${k} (${v})`).join(', ') || 'none'}`);
+  expect(r.output).toMatch(/HOST-TOTAL \d+\/0/);
+  expect(r.failed.size).toBe(0);
+  expect(r.passed.size).toBeGreaterThanOrEqual(29);
+});
+
+// Two request queues, as a Linux 6.12 guest with 2 vCPUs uses them (QEMU 10, num-request-queues=2),
+// alone and with a worker pool.
+const TWO_QUEUES = { VFSD_GUEST_FLAVOR: 'backports', VFSD_GUEST_SMP: '2', VFSD_GUEST_FS_OPTS: 'num-request-queues=2' };
+test.each([[['--request-queues', '2']], [['--request-queues', '2', '--thread-pool-size', '4']]])('vfsd %j under a 6.12 guest with 2 vCPUs passes every check', async (args) => {
+  await guest.setup(TWO_QUEUES);
+  const r = conformance('vfsd', args, TWO_QUEUES);
+  console.log(`vfsd ${args.join(' ')} (6.12, 2 vCPUs): ${r.passed.size} passed; failed: ${[...r.failed].map(([k, v]) => `${k} (${v})`).join(', ') || 'none'}`);
   expect(r.output).toMatch(/HOST-TOTAL \d+\/0/);
   expect(r.failed.size).toBe(0);
   expect(r.passed.size).toBeGreaterThanOrEqual(29);
