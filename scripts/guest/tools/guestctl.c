@@ -2,6 +2,8 @@
  *   guestctl as UID GID GROUPS CMD [ARG...]
  *                                  runs CMD as UID:GID with the supplementary GROUPS (comma separated,
  *                                  "-" for none), as a login would
+ *   guestctl FILE fsync-loop       appends 4 KiB records ("record N" then '.'s), fsyncs each and
+ *                                  prints "acked N" once fsync returned; until killed or an error
  *   guestctl FILE getlk            prints "unlocked" or "locked type=W|R pid=N start=S len=L"
  *   guestctl FILE setlkw           waits for a write lock on the whole file, prints "acquired after N ms"
  *   guestctl FILE hold             takes a write lock at once (or fails), prints "held", releases at EOF on stdin
@@ -62,6 +64,21 @@ int main(int argc, char **argv) {
     return fail("exec");
   }
   const char *cmd = argv[2];
+  if (!strcmp(cmd, "fsync-loop")) {
+    int lfd = open(argv[1], O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (lfd < 0) return fail("open");
+    char rec[4096];
+    for (long n = 0;; n++) {
+      memset(rec, '.', sizeof rec);
+      int k = snprintf(rec, sizeof rec, "record %ld", n);
+      rec[k] = ' ';
+      rec[sizeof rec - 1] = '\n';
+      if (write(lfd, rec, sizeof rec) != (ssize_t)sizeof rec) return fail("write");
+      if (fsync(lfd) < 0) return fail("fsync");
+      printf("acked %ld\n", n);
+      fflush(stdout);
+    }
+  }
   int fd = open(argv[1], O_RDWR);
   if (fd < 0) return fail("open");
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
