@@ -19,12 +19,18 @@ export interface PageState {
   latest: Map<string, EventRecord>;
   /** Request actors seen through events: first event time, to show them between samples. */
   requestStart: Map<string, number>;
+  /**
+   * Actors with an event applied after the current sample, in stream order: their latest event is
+   * newer than what the sample says, even when both carry the same millisecond (under load a request
+   * can finish within the millisecond its last sample was taken).
+   */
+  afterSample: Set<string>;
   dropped: number;
   recording: string | null;
 }
 
 export function emptyState(): PageState {
-  return { charts: null, opcodes: {}, longWaitMs: 1000, t: 0, sample: null, histories: new Map(), latest: new Map(), requestStart: new Map(), dropped: 0, recording: null };
+  return { charts: null, opcodes: {}, longWaitMs: 1000, t: 0, sample: null, histories: new Map(), latest: new Map(), requestStart: new Map(), afterSample: new Set(), dropped: 0, recording: null };
 }
 
 export function cloneState(s: PageState): PageState {
@@ -33,6 +39,7 @@ export function cloneState(s: PageState): PageState {
     histories: new Map([...s.histories].map(([k, v]) => [k, v.slice()])),
     latest: new Map(s.latest),
     requestStart: new Map(s.requestStart),
+    afterSample: new Set(s.afterSample),
   };
 }
 
@@ -45,6 +52,7 @@ export function applyEvent(s: PageState, r: EventRecord): void {
   h.push(r);
   if (h.length > HISTORY_PER_ACTOR) h.shift();
   s.latest.set(r.actor, r);
+  s.afterSample.add(r.actor);
   if (r.actorKind === 'request') {
     if (r.state === 'finished') s.requestStart.delete(r.actor);
     else if (!s.requestStart.has(r.actor)) {
@@ -57,6 +65,7 @@ export function applyEvent(s: PageState, r: EventRecord): void {
 
 export function applySample(s: PageState, sample: Sample): void {
   s.sample = sample;
+  s.afterSample.clear();
   // The sample lists what is in flight: request actors it does not list have finished.
   const listed = new Set(sample.requests.map((r) => r.id));
   for (const id of s.requestStart.keys()) if (!listed.has(id) && (s.latest.get(id)?.t ?? 0) <= sample.t) s.requestStart.delete(id);
@@ -127,7 +136,7 @@ export interface Views {
 
 function newer(s: PageState, id: string): EventRecord | undefined {
   const r = s.latest.get(id);
-  return r && s.sample && r.t > s.sample.t ? r : undefined;
+  return r && s.sample && s.afterSample.has(id) ? r : undefined;
 }
 
 export function views(s: PageState): Views {
