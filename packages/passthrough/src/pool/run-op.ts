@@ -258,6 +258,16 @@ function timespec(buf: Buffer, at: number, now: boolean, set: boolean, sec: bigi
  * owner changing the group alone, the change is made as the daemon, as the C virtiofsd makes every
  * chown. A change of owner stays the caller's, so the host refuses what the kernel would.
  */
+/** Runs `fn` as the daemon, then goes back to the op's caller for whatever the op does next. */
+function asDaemon<T>(op: Op, fn: () => T): T {
+  useCred(undefined);
+  try {
+    return fn();
+  } finally {
+    useCred(op.cred);
+  }
+}
+
 function chown(op: Op<'setattr'>): void {
   const uid = op.valid & FATTR_UID ? op.uid : -1;
   const gid = op.valid & FATTR_GID ? op.gid : -1;
@@ -265,8 +275,7 @@ function chown(op: Op<'setattr'>): void {
   if (r === -EPERM && op.cred && gid !== -1) {
     const st = fs.fstatSync(op.pathFd);
     if (st.uid === op.cred.uid && (uid === -1 || uid === st.uid)) {
-      useCred(undefined);
-      check('fchownat', fchownEmpty(op.pathFd, -1, gid));
+      check('fchownat', asDaemon(op, () => fchownEmpty(op.pathFd, -1, gid)));
       return;
     }
   }
@@ -376,10 +385,7 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       // LINK carries no supplementary group (the kernel sends FUSE_EXT_GROUPS with the other creates,
       // not with it): a directory the caller may write through one of them refuses it here, though the
       // guest's kernel allowed it. A link has no owner of its own: made as the daemon, as the C virtiofsd.
-      if (r === -EACCES && op.cred) {
-        useCred(undefined);
-        r = linkFd(op.fd, op.newDir, op.newName);
-      }
+      if (r === -EACCES && op.cred) r = asDaemon(op, () => linkFd(op.fd, op.newDir, op.newName));
       check('linkat', r);
       return lookupAt(op.newDir, op.newName);
     }
