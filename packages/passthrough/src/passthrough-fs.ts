@@ -43,7 +43,6 @@ import {
   FUSE_WRITEBACK_CACHE,
   FUSE_WRITE_KILL_SUIDGID,
   FsError,
-  bytesJoined,
   bytesLength,
   bytesViews,
   gatherInto,
@@ -633,7 +632,10 @@ export class PassthroughFs implements FileSystem {
           return n;
         });
       }
-      return this.run(ctx, { kind: 'write', fd: h.file.fd, offset, data: bytesJoined(req.data), killSuidgid }, offMain);
+      // A copy the op owns: a view of guest memory posted to a worker would carry the whole of guest RAM.
+      const data = new Uint8Array(size);
+      gatherInto(data, bytesViews(req.data));
+      return this.run(ctx, { kind: 'write', fd: h.file.fd, offset, data, killSuidgid }, offMain);
     });
   }
 

@@ -367,22 +367,29 @@ const SLASH = 0x2f;
 const scratch = new Uint8Array(64);
 const scratchView = new DataView(scratch.buffer);
 
-/** Cursor over one request's argument area; throws FuseDecodeError. */
+/**
+ * Cursor over one request's argument area; throws FuseDecodeError. What it returns owns its bytes
+ * (names, values and extensions are copies): the area may be guest memory, which the guest can change
+ * after a name was checked, and a view of it posted to a worker would carry the whole of guest RAM.
+ */
 class Parser {
-  /** Position in `buf` (relative to the request's first byte). */
-  pos = fuse_in_header.size;
+  /** Position in `buf`. */
+  pos: number;
   ext: Buffer | undefined;
 
   constructor(
     readonly buf: Buffer,
     readonly view: DataView,
     readonly header: FuseInHeader,
+    /** Where the argument area starts in `buf`: after the header, or 0 when the header came apart. */
+    start: number,
     /** End of the argument area (start of the extensions). */
     readonly end: number,
     readonly minor: number,
     readonly opts: DecodeOptions,
   ) {
-    this.ext = end < buf.length ? buf.subarray(end) : undefined;
+    this.pos = start;
+    this.ext = end < buf.length ? Buffer.from(buf.subarray(end)) : undefined;
   }
 
   fail(errno: number, detail: string): never {
@@ -415,7 +422,7 @@ class Parser {
   cstring(what: string): Buffer {
     const nul = this.buf.indexOf(0, this.pos);
     if (nul < 0 || nul >= this.end) this.fail(EINVAL, `${what} is not NUL-terminated`);
-    const s = this.buf.subarray(this.pos, nul);
+    const s = Buffer.from(this.buf.subarray(this.pos, nul));
     this.pos = nul + 1;
     return s;
   }
@@ -429,12 +436,15 @@ class Parser {
     return name;
   }
 
-  /** Exactly `size` bytes: the rest of the argument area. */
-  data(size: number, what: string): Buffer {
+  /**
+   * Exactly `size` bytes: the rest of the argument area, copied (`view`: a view of it, for a WRITE's
+   * data, which goes to the file as it is and to a worker only through a slab).
+   */
+  data(size: number, what: string, view = false): Buffer {
     if (this.remaining !== size) this.fail(EINVAL, `${what}: ${this.remaining} bytes follow, size says ${size}`);
     const d = this.buf.subarray(this.pos, this.end);
     this.pos = this.end;
-    return d;
+    return view ? d : Buffer.from(d);
   }
 
   /** `count` fixed-size records filling the rest of the argument area. */
@@ -454,7 +464,7 @@ class Parser {
   /** Before 7.38 the security context of creating ops trailed the names unmarked. */
   legacySecctx(): void {
     if (this.ext === undefined && this.minor >= 36 && this.minor < 38 && this.pos < this.end) {
-      this.ext = this.buf.subarray(this.pos, this.end);
+      this.ext = Buffer.from(this.buf.subarray(this.pos, this.end));
       this.pos = this.end;
     }
   }
@@ -563,7 +573,7 @@ const DECODERS: { readonly [K in FuseOpcode]: Decoder<K> } = {
   [FuseOpcode.FUSE_READ]: fixed(FuseOpcode.FUSE_READ, fuse_read_in),
   [FuseOpcode.FUSE_WRITE]: (p) => {
     const arg = p.struct(fuse_write_in, p.minor < 9 ? FUSE_COMPAT_WRITE_IN_SIZE : fuse_write_in.size);
-    const data = p.data(arg.size, 'write data');
+    const data = p.data(arg.size, 'write data', true);
     return { opcode: FuseOpcode.FUSE_WRITE, noReply: false, header: p.header, ext: p.ext, arg, data };
   },
   [FuseOpcode.FUSE_STATFS]: bare(FuseOpcode.FUSE_STATFS),
@@ -674,7 +684,11 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, total);
   if (total < fuse_in_header.size) return shortHeader(buf);
   const view = viewOf(buf);
-  const header = fuse_in_header.read(view, buf.byteOffset);
+  return decodeArgs(fuse_in_header.read(view, buf.byteOffset), total, buf, view, fuse_in_header.size, opts);
+}
+
+/** The arguments after a decoded header: in `buf` from `start` to its end (the request is `total` bytes). */
+function decodeArgs(header: FuseInHeader, total: number, buf: Buffer, view: DataView, start: number, opts: DecodeOptions): DecodedRequest | FuseDecodeError {
   const { opcode, unique } = header;
   if (header.len !== total) {
     return new FuseDecodeError(EINVAL, `len ${header.len} != ${total} bytes received`, unique, opcode, isNoReply(opcode), 'bad header');
@@ -687,7 +701,7 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
   if (extBytes > total - fuse_in_header.size) {
     return new FuseDecodeError(EINVAL, `total_extlen ${header.total_extlen} exceeds the request`, unique, opcode, isNoReply(opcode), 'bad header');
   }
-  const p = new Parser(buf, view, header, total - extBytes, opts.minor ?? FUSE_KERNEL_MINOR_VERSION, opts);
+  const p = new Parser(buf, view, header, start, buf.length - extBytes, opts.minor ?? FUSE_KERNEL_MINOR_VERSION, opts);
   try {
     return decoder(p);
   } catch (e) {
@@ -721,6 +735,17 @@ const WRITE_HEAD = fuse_in_header.size + fuse_write_in.size;
  */
 export function decodeRequestSegments(segments: readonly Uint8Array[], opts: DecodeOptions = DEFAULT_OPTIONS): DecodedRequest {
   if (segments.length === 1) return decodeRequest(segments[0], opts);
+  const first = segments[0];
+  // The Linux driver's layout: the header in a descriptor of its own, then the arguments. With them
+  // in one more segment, nothing is copied: the header is read from the first, the rest from the second.
+  if (segments.length === 2 && first.byteLength === fuse_in_header.size) {
+    const header = fuse_in_header.read(viewOf(first), first.byteOffset);
+    const rest = segments[1];
+    const buf = Buffer.isBuffer(rest) ? rest : Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength);
+    const r = decodeArgs(header, fuse_in_header.size + buf.length, buf, viewOf(buf), 0, opts);
+    if (r instanceof FuseDecodeError) throw r;
+    return r;
+  }
   const total = viewsLength(segments);
   if (total > WRITE_HEAD && (opts.minor ?? FUSE_KERNEL_MINOR_VERSION) >= 9) {
     const head = Buffer.concat(sliceViews(segments, 0, WRITE_HEAD));
