@@ -127,18 +127,27 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * slice, so every public entry point checks bounds against the slice itself.
  */
 const views = new WeakMap<ArrayBufferLike, DataView>();
+// The last two buffers seen: a request alternates between guest memory and a queue's reply scratch.
 let lastBuffer: ArrayBufferLike | undefined;
 let lastView: DataView | undefined;
+let prevBuffer: ArrayBufferLike | undefined;
+let prevView: DataView | undefined;
 
 /** A DataView over the whole ArrayBuffer behind `bytes`; index it with `bytes.byteOffset + i`. */
 export function viewOf(bytes: Uint8Array): DataView {
   const ab = bytes.buffer;
-  if (ab === lastBuffer && lastView !== undefined) return lastView;
-  let view = views.get(ab);
-  if (view === undefined) {
-    view = new DataView(ab);
-    views.set(ab, view);
+  if (ab === lastBuffer) return lastView!;
+  let view: DataView | undefined;
+  if (ab === prevBuffer) view = prevView!;
+  else {
+    view = views.get(ab);
+    if (view === undefined) {
+      view = new DataView(ab);
+      views.set(ab, view);
+    }
   }
+  prevBuffer = lastBuffer;
+  prevView = lastView;
   lastBuffer = ab;
   lastView = view;
   return view;

@@ -153,6 +153,29 @@ export function encodeStructReply<T>(
 }
 
 /**
+ * A struct reply in the Linux driver's layout: the out header in a buffer of its own (`header`, exactly
+ * OUT_HEADER_SIZE bytes) and the whole struct at the start of `body`; nothing is copied. Returns the
+ * reply's length, or -1 (nothing written) when the buffers are not of that shape.
+ */
+export function encodeStructReplyParts<T>(header: Uint8Array, body: Uint8Array, unique: bigint, layout: Struct<unknown, T>, value: T): number {
+  if (header.byteLength !== OUT_HEADER_SIZE || body.byteLength < layout.size) return -1;
+  const len = OUT_HEADER_SIZE + layout.size;
+  writeOutHeader(viewOf(header), header.byteOffset, len, 0, unique);
+  layout.write(viewOf(body), body.byteOffset, value);
+  return len;
+}
+
+/** Bytes of fuse_entry_out the kernel expects at negotiated `minor` (below 7.9, the compat size). */
+export function entryOutSize(minor: number): number {
+  return minor < 9 ? FUSE_COMPAT_ENTRY_OUT_SIZE : fuse_entry_out.size;
+}
+
+/** Bytes of fuse_attr_out the kernel expects at negotiated `minor` (below 7.9, the compat size). */
+export function attrOutSize(minor: number): number {
+  return minor < 9 ? FUSE_COMPAT_ATTR_OUT_SIZE : fuse_attr_out.size;
+}
+
+/**
  * LOOKUP, MKNOD, MKDIR, SYMLINK, LINK. `minor` is the negotiated minor:
  * below 7.9 the kernel expects FUSE_COMPAT_ENTRY_OUT_SIZE bytes.
  */
@@ -163,8 +186,7 @@ export function encodeEntryReply(
   entry: FuseEntryOutReply,
   minor: number = FUSE_KERNEL_MINOR_VERSION,
 ): number {
-  const size = minor < 9 ? FUSE_COMPAT_ENTRY_OUT_SIZE : fuse_entry_out.size;
-  return encodeStructReply(bytes, offset, unique, fuse_entry_out, entry, size);
+  return encodeStructReply(bytes, offset, unique, fuse_entry_out, entry, entryOutSize(minor));
 }
 
 /** GETATTR, SETATTR. Below 7.9 the kernel expects FUSE_COMPAT_ATTR_OUT_SIZE bytes. */
@@ -175,8 +197,7 @@ export function encodeAttrReply(
   attr: FuseAttrOutReply,
   minor: number = FUSE_KERNEL_MINOR_VERSION,
 ): number {
-  const size = minor < 9 ? FUSE_COMPAT_ATTR_OUT_SIZE : fuse_attr_out.size;
-  return encodeStructReply(bytes, offset, unique, fuse_attr_out, attr, size);
+  return encodeStructReply(bytes, offset, unique, fuse_attr_out, attr, attrOutSize(minor));
 }
 
 /** OPEN, OPENDIR. */

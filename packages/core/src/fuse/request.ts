@@ -18,8 +18,9 @@
  * Errors are FuseDecodeError: EINVAL for malformed requests, ENAMETOOLONG for
  * an overlong entry name, ENOSYS for an unknown opcode.
  *
- * Names, data and extensions are Buffer views into the request bytes (no
- * copy): copy them if the request memory is reused before they are consumed.
+ * Names, values and extensions are copies: the request bytes may be guest
+ * memory, which the guest can change after a name was checked. A WRITE's data
+ * is a view of them (it goes to the file as it is).
  *
  * Compatibility sizes for old negotiated minors follow fs/fuse
  * (fuse_adjust_compat and fuse_write_args_fill): WRITE < 7.9 sends a 24 byte
@@ -378,7 +379,7 @@ class Parser {
   ext: Buffer | undefined;
 
   constructor(
-    readonly buf: Buffer,
+    readonly buf: Uint8Array,
     readonly view: DataView,
     readonly header: FuseInHeader,
     /** Where the argument area starts in `buf`: after the header, or 0 when the header came apart. */
@@ -444,7 +445,7 @@ class Parser {
     if (this.remaining !== size) this.fail(EINVAL, `${what}: ${this.remaining} bytes follow, size says ${size}`);
     const d = this.buf.subarray(this.pos, this.end);
     this.pos = this.end;
-    return view ? d : Buffer.from(d);
+    return view ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d);
   }
 
   /** `count` fixed-size records filling the rest of the argument area. */
@@ -688,7 +689,7 @@ export function tryDecodeRequest(bytes: Uint8Array, opts: DecodeOptions = DEFAUL
 }
 
 /** The arguments after a decoded header: in `buf` from `start` to its end (the request is `total` bytes). */
-function decodeArgs(header: FuseInHeader, total: number, buf: Buffer, view: DataView, start: number, opts: DecodeOptions): DecodedRequest | FuseDecodeError {
+function decodeArgs(header: FuseInHeader, total: number, buf: Uint8Array, view: DataView, start: number, opts: DecodeOptions): DecodedRequest | FuseDecodeError {
   const { opcode, unique } = header;
   if (header.len !== total) {
     return new FuseDecodeError(EINVAL, `len ${header.len} != ${total} bytes received`, unique, opcode, isNoReply(opcode), 'bad header');
@@ -741,8 +742,7 @@ export function decodeRequestSegments(segments: readonly Uint8Array[], opts: Dec
   if (segments.length === 2 && first.byteLength === fuse_in_header.size) {
     const header = fuse_in_header.read(viewOf(first), first.byteOffset);
     const rest = segments[1];
-    const buf = Buffer.isBuffer(rest) ? rest : Buffer.from(rest.buffer, rest.byteOffset, rest.byteLength);
-    const r = decodeArgs(header, fuse_in_header.size + buf.length, buf, viewOf(buf), 0, opts);
+    const r = decodeArgs(header, fuse_in_header.size + rest.byteLength, rest, viewOf(rest), 0, opts);
     if (r instanceof FuseDecodeError) throw r;
     return r;
   }

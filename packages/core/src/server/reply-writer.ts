@@ -3,7 +3,8 @@
 // scratch that commit() scatters (the Linux driver gives the out header a 16-byte descriptor of its
 // own, so small replies usually take the scratch: two short copies, no allocation). A READ's data goes
 // straight into the segments after the header (bodyViews) and only the header is written after it.
-import { encodeErrorReply, encodeHeaderOfPlacedReply, OUT_HEADER_SIZE } from '../fuse/reply';
+import type { Struct } from '../fuse/layout';
+import { encodeErrorReply, encodeHeaderOfPlacedReply, encodeStructReply, encodeStructReplyParts, OUT_HEADER_SIZE } from '../fuse/reply';
 import { scatterInto, sliceViews } from '../io-views';
 
 const EMPTY = new Uint8Array(0);
@@ -46,6 +47,25 @@ export class ReplyWriter {
   commit(n: number): void {
     if (this.scattered) scatterInto(this.segments, this.bytes.subarray(0, n));
     this.length = n;
+  }
+
+  /**
+   * A reply of one struct, `size` bytes of it (a compat size is a prefix): straight into the chain when
+   * its out header has a descriptor of its own (the Linux driver's layout), else as begin/commit do.
+   * False, with nothing written, if the chain cannot hold it.
+   */
+  struct<T>(unique: bigint, layout: Struct<unknown, T>, value: T, size: number): boolean {
+    const segs = this.segments;
+    if (size === layout.size && segs.length > 1) {
+      const n = encodeStructReplyParts(segs[0], segs[1], unique, layout, value);
+      if (n > 0) {
+        this.length = n;
+        return true;
+      }
+    }
+    if (!this.begin(OUT_HEADER_SIZE + size)) return false;
+    this.commit(encodeStructReply(this.bytes, 0, unique, layout, value, size));
+    return true;
   }
 
   /** An error reply (a bare header); nothing if the chain cannot hold even that. */

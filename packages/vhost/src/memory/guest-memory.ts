@@ -16,6 +16,9 @@ interface Window {
   length: number;
   mapping: Mapping;
   view: Buffer;
+  /** view's ArrayBuffer and offset in it, for plain Uint8Array views (made twice as fast as a Buffer's subarray). */
+  ab: ArrayBuffer;
+  base: number;
 }
 
 /** Largest address we accept: JS numbers are exact to 2^53, far above any real address. */
@@ -54,7 +57,8 @@ export class MemoryRegion {
         const aligned = fileOff - (fileOff % PAGE);
         const delta = fileOff - aligned;
         const mapping = mmap(length + delta, PROT_READ | PROT_WRITE, MAP_SHARED, fd, aligned);
-        this.windows.push({ start, length, mapping, view: mapping.buffer.subarray(delta, delta + length) });
+        const view = mapping.buffer.subarray(delta, delta + length);
+        this.windows.push({ start, length, mapping, view, ab: view.buffer as ArrayBuffer, base: view.byteOffset });
       }
     } catch (e) {
       this.unmap();
@@ -74,14 +78,14 @@ export class MemoryRegion {
    * Pushes views of [offset, offset+len) of this region (split at window edges) onto `out`;
    * returns the bytes covered (less than len when the range leaves the region).
    */
-  views(offset: number, len: number, out: Buffer[]): number {
+  views(offset: number, len: number, out: Uint8Array[]): number {
     let done = 0;
     while (done < len && offset + done < this.size) {
       const at = offset + done;
       const w = this.windows[Math.floor(at / WINDOW_SIZE)];
       const inWin = at - w.start;
       const n = Math.min(len - done, w.length - inWin);
-      out.push(w.view.subarray(inWin, inWin + n));
+      out.push(new Uint8Array(w.ab, w.base + inWin, n));
       done += n;
     }
     return done;
@@ -143,7 +147,7 @@ export class GuestMemory {
    * Views of guest-physical [gpa, gpa+len), crossing regions when they are contiguous.
    * Returns false (pushing nothing further) when any byte is outside guest memory.
    */
-  gpaViews(gpa: number, len: number, out: Buffer[]): boolean {
+  gpaViews(gpa: number, len: number, out: Uint8Array[]): boolean {
     if (gpa < 0 || len < 0 || gpa + len > MAX_ADDR) return false;
     let done = 0;
     while (done < len) {
@@ -179,13 +183,13 @@ export class GuestMemory {
 
   /** Copies guest-physical memory out (for small reads across window edges). */
   read(gpa: number, len: number): Buffer {
-    const views: Buffer[] = [];
+    const views: Uint8Array[] = [];
     if (!this.gpaViews(gpa, len, views)) throw new GuestMemoryError(`read of ${len} bytes at gpa 0x${gpa.toString(16)} is outside guest memory`);
     return views.length === 1 ? Buffer.from(views[0]) : Buffer.concat(views);
   }
 
   write(gpa: number, data: Uint8Array): void {
-    const views: Buffer[] = [];
+    const views: Uint8Array[] = [];
     if (!this.gpaViews(gpa, data.length, views)) throw new GuestMemoryError(`write of ${data.length} bytes at gpa 0x${gpa.toString(16)} is outside guest memory`);
     let off = 0;
     for (const v of views) {

@@ -7,8 +7,9 @@ import { DESC_SIZE, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE
 export class DescriptorChain {
   readableLength = 0;
   writableLength = 0;
-  readonly readable: Buffer[] = [];
-  readonly writable: Buffer[] = [];
+  /** Views of guest memory (plain Uint8Arrays: a Buffer view costs twice as much to make). */
+  readonly readable: Uint8Array[] = [];
+  readonly writable: Uint8Array[] = [];
   /** Set once a writable descriptor is seen (even an empty one): readable ones may not follow. */
   sawWritable = false;
   constructor(
@@ -18,7 +19,7 @@ export class DescriptorChain {
   ) {}
 
   /** All readable bytes as one Buffer: a view when they are in one segment, else a copy. */
-  readAll(): Buffer {
+  readAll(): Uint8Array {
     if (this.readable.length === 1) return this.readable[0];
     return Buffer.concat(this.readable, this.readableLength);
   }
@@ -89,7 +90,7 @@ function walkTable(
       let view = memory.gpaView(addr, len);
       if (!view) {
         // Across a window edge: copy the table (rare); outside memory: reject.
-        const parts: Buffer[] = [];
+        const parts: Uint8Array[] = [];
         if (!memory.gpaViews(addr, len, parts)) throw new ChainError(chain.head, `indirect table at 0x${addr.toString(16)} (+${len}) outside guest memory`);
         view = Buffer.concat(parts);
       }
