@@ -545,25 +545,34 @@ export class PassthroughFs implements FileSystem {
    * kernel receives counts as exactly one lookup. '.' and '..' come with nodeid 0 (the kernel skips them).
    */
   readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Awaitable<DirEntry[]> {
-    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => then(this.run(ctx, { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus }), (raw) => {
-      if (this.closed) {
-        for (const e of raw) if (e.fd !== undefined) closeQuietly(e.fd);
-        throw new FsError(EINVAL, 'shut down');
+    return this.withHandle(req.arg.fh, req.header.nodeid, (h) => {
+      const op: Op<'readdir'> = { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus };
+      // Inline, an entry whose inode the table holds is found by its stat (as LOOKUP does): no fd opened.
+      const inline = plus && this.runsInline(false);
+      const known = new Map<StatRecord, InodeEntry>();
+      if (inline) {
+        op.known = (st) => {
+          const inode = this.closed ? undefined : this.inodes.addKnownLookup(st);
+          if (inode) known.set(st, inode);
+          return inode !== undefined;
+        };
       }
-      return raw.map((e) => {
-        const name = Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength);
-        const d: DirEntry = { ino: e.ino, off: e.off, type: e.type, name };
-        if (plus) {
-          if (e.fd !== undefined && e.stat) {
-            const inode = this.inodes.addLookup(e.fd, e.stat);
-            d.entry = this.entryOut(this.inodes.get(h.nodeid), inode, e.stat);
-          } else {
-            d.entry = noEntry(e.ino, e.type);
-          }
+      return then(this.run(ctx, op, false, inline), (raw) => {
+        if (this.closed) {
+          for (const e of raw) if (e.fd !== undefined) closeQuietly(e.fd);
+          throw new FsError(EINVAL, 'shut down');
         }
-        return d;
+        const dir = plus ? this.inodes.get(h.nodeid) : undefined;
+        return raw.map((e) => {
+          const d: DirEntry = { ino: e.ino, off: e.off, type: e.type, name: Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength) };
+          if (plus) {
+            const inode = e.stat && (e.fd !== undefined ? this.inodes.addLookup(e.fd, e.stat) : known.get(e.stat));
+            d.entry = inode && e.stat ? this.entryOut(dir, inode, e.stat) : noEntry(e.ino, e.type);
+          }
+          return d;
+        });
       });
-    }));
+    });
   }
 
   releasedir(_ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): void {

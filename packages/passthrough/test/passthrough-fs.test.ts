@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { EBADF, EINVAL, ENOENT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FsError, joinInitFlags } from '@vfsd/core';
+import { EBADF, EINVAL, ENOENT, FUSE_FLOCK_LOCKS, FUSE_POSIX_LOCKS, FUSE_ROOT_ID, FsError, FuseOpcode, joinInitFlags } from '@vfsd/core';
 import { PassthroughFs } from '../src';
-import { ctx, flushReq, initReq, forgetReq, getattrReq, lookupReq, openReq, releaseReq, sleep, tempDir, promised, type PromisedPassthrough } from './helpers';
+import { ctx, flushReq, initReq, forgetReq, rq, getattrReq, lookupReq, openReq, releaseReq, sleep, tempDir, promised, type PromisedPassthrough } from './helpers';
 
 const S_IFMT = 0o170000;
 
@@ -70,6 +70,28 @@ describe.each([0, 1])('PassthroughFs basics (threadPoolSize %i)', (threadPoolSiz
     expect(pfs.inodes.get(e1.nodeid)).toBeUndefined();
     await expect(pfs.getattr(ctx(), getattrReq(e1.nodeid))).rejects.toMatchObject({ errno: EBADF });
     expect(fdTarget(fd)).not.toBe(fs.realpathSync(path.join(dir, 'a.txt')));
+  });
+
+  test('READDIRPLUS gives a known inode its nodeid (one more lookup, no new fd) and a new one its own', async () => {
+    const a = await pfs.lookup(ctx(), lookupReq('a.txt'));
+    const fd = pfs.inodes.get(a.nodeid)!.handle.fd;
+    const fh = (await pfs.opendir(ctx(), rq(FuseOpcode.FUSE_OPENDIR, FUSE_ROOT_ID, { arg: { flags: fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, open_flags: 0 } }))).fh;
+    const list = await pfs.readdir(ctx(), rq(FuseOpcode.FUSE_READDIRPLUS, FUSE_ROOT_ID, { arg: { fh, offset: 0n, size: 65536, read_flags: 0, lock_owner: 0n, flags: 0 } }), true);
+    await pfs.releasedir(ctx(), rq(FuseOpcode.FUSE_RELEASEDIR, FUSE_ROOT_ID, { arg: { fh, flags: 0, release_flags: 0, lock_owner: 0n } }));
+    const byName = new Map(list.map((e) => [e.name.toString(), e.entry!]));
+    expect(byName.get('a.txt')!.nodeid).toBe(a.nodeid);
+    expect(byName.get('a.txt')!.attr).toEqual(a.attr);
+    expect(pfs.inodes.get(a.nodeid)!.handle.fd).toBe(fd);
+    const sub = byName.get('sub')!;
+    expect(sub.nodeid).not.toBe(a.nodeid);
+    expect(sub.attr.ino).toBe(fs.statSync(path.join(dir, 'sub'), { bigint: true }).ino);
+    // The LOOKUP and the READDIRPLUS entry each count: two FORGETs drop it, one FORGET the new one.
+    pfs.forget(forgetReq(a.nodeid, 1n));
+    expect(pfs.inodes.get(a.nodeid)).toBeDefined();
+    pfs.forget(forgetReq(a.nodeid, 1n));
+    expect(pfs.inodes.get(a.nodeid)).toBeUndefined();
+    pfs.forget(forgetReq(sub.nodeid, 1n));
+    expect(pfs.inodes.get(sub.nodeid)).toBeUndefined();
   });
 
   test('lookup below a subdirectory', async () => {

@@ -120,19 +120,28 @@ export function direntRecordSize(nameLen: number, plus: boolean): number {
 
 const DIRENT_BUF = 32 * 1024;
 
-function readdir(fd: number, offset: bigint, size: number, plus: boolean): ReaddirEntry[] {
+/** getdents64's buffer, reused (names are copied out): 8-aligned for the typed views of each record. */
+const direntBuf = new ArrayBuffer(DIRENT_BUF);
+const direntBytes = Buffer.from(direntBuf);
+const direntU64 = new BigUint64Array(direntBuf);
+const direntI64 = new BigInt64Array(direntBuf);
+const direntU16 = new Uint16Array(direntBuf);
+
+function readdir(op: Op<'readdir'>): ReaddirEntry[] {
+  const { fd, size, plus, known } = op;
   const out: ReaddirEntry[] = [];
-  const seek = lseek(fd, offset, SEEK_SET);
+  const seek = lseek(fd, op.offset, SEEK_SET);
   if (seek < 0n) check('lseek', Number(seek));
-  const buf = Buffer.allocUnsafe(DIRENT_BUF);
+  const buf = direntBytes;
   let used = 0;
   for (;;) {
     const n = check('getdents64', getdents64(fd, buf));
     if (n === 0) return out;
+    // struct linux_dirent64: d_ino @0, d_off @8, d_reclen @16, d_type @18, d_name @19; records are 8-aligned.
     for (let pos = 0; pos < n; ) {
-      const ino = buf.readBigUInt64LE(pos);
-      const off = buf.readBigInt64LE(pos + 8);
-      const reclen = buf.readUInt16LE(pos + 16);
+      const ino = direntU64[pos >>> 3];
+      const off = direntI64[(pos >>> 3) + 1];
+      const reclen = direntU16[(pos >>> 1) + 8];
       const type = buf[pos + 18];
       const nameEnd = buf.indexOf(0, pos + 19);
       const name = Buffer.from(buf.subarray(pos + 19, nameEnd < 0 || nameEnd > pos + reclen ? pos + reclen : nameEnd));
@@ -142,9 +151,14 @@ function readdir(fd: number, offset: bigint, size: number, plus: boolean): Readd
       const entry: ReaddirEntry = { ino, off, type, name };
       if (plus && !isDotOrDotDot(name)) {
         try {
-          const found = lookupAt(fd, name);
-          entry.fd = found.fd;
-          entry.stat = found.stat;
+          // An inode the caller holds needs only its stat by name: one statx instead of openat, statx and close.
+          const st = known ? statAtRecord(fd, name) : undefined;
+          if (st && known!(st)) entry.stat = st;
+          else {
+            const found = lookupAt(fd, name);
+            entry.fd = found.fd;
+            entry.stat = found.stat;
+          }
         } catch (err) {
           // Removed since getdents: leave it out. Another failure ends the listing here (or fails it).
           if (errnoOf(err) === ENOENT) continue;
@@ -365,7 +379,7 @@ function run(op: Op, cancel: CancelToken): OpResult<OpKind> {
       check('flock', interruptible(cancel, (op.operation & LOCK_NB) === 0, () => flock(op.fd, op.operation)));
       return undefined;
     case 'readdir':
-      return readdir(op.fd, op.offset, op.size, op.plus);
+      return readdir(op);
     case 'create':
       return create(op);
     case 'tmpfile':
