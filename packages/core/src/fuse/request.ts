@@ -736,15 +736,25 @@ const WRITE_HEAD = fuse_in_header.size + fuse_write_in.size;
  */
 export function decodeRequestSegments(segments: readonly Uint8Array[], opts: DecodeOptions = DEFAULT_OPTIONS): DecodedRequest {
   if (segments.length === 1) return decodeRequest(segments[0], opts);
-  const first = segments[0];
+  const first = segments[0] as Uint8Array | undefined;
   // The Linux driver's layout: the header in a descriptor of its own, then the arguments. With them
   // in one more segment, nothing is copied: the header is read from the first, the rest from the second.
-  if (segments.length === 2 && first.byteLength === fuse_in_header.size) {
+  if (first !== undefined && first.byteLength === fuse_in_header.size) {
     const header = fuse_in_header.read(viewOf(first), first.byteOffset);
     const rest = segments[1];
-    const r = decodeArgs(header, fuse_in_header.size + rest.byteLength, rest, viewOf(rest), 0, opts);
-    if (r instanceof FuseDecodeError) throw r;
-    return r;
+    if (segments.length === 2) {
+      const r = decodeArgs(header, fuse_in_header.size + rest.byteLength, rest, viewOf(rest), 0, opts);
+      if (r instanceof FuseDecodeError) throw r;
+      return r;
+    }
+    // A WRITE as Linux sends it: header, fuse_write_in, then the data's pages, each a descriptor.
+    if (header.opcode === FuseOpcode.FUSE_WRITE && rest.byteLength === fuse_write_in.size && header.total_extlen === 0 && (opts.minor ?? FUSE_KERNEL_MINOR_VERSION) >= 9) {
+      const arg = fuse_write_in.read(viewOf(rest), rest.byteOffset);
+      const data = segments.slice(2);
+      if (header.len === WRITE_HEAD + viewsLength(data) && arg.size === header.len - WRITE_HEAD) {
+        return { opcode: FuseOpcode.FUSE_WRITE, noReply: false, header, ext: undefined, arg, data };
+      }
+    }
   }
   const total = viewsLength(segments);
   if (total > WRITE_HEAD && (opts.minor ?? FUSE_KERNEL_MINOR_VERSION) >= 9) {

@@ -220,6 +220,9 @@ describe('decodes each opcode', () => {
     const bad = Buffer.from(whole);
     bad.writeUInt32LE(data.length - 1, 40 + 16);
     expect(() => decodeRequestSegments([bad.subarray(0, 80), bad.subarray(80)])).toThrow(/write data: 12388 bytes follow, size says 12387/);
+    expect(() => decodeRequestSegments([bad.subarray(0, 40), bad.subarray(40, 80), bad.subarray(80)])).toThrow(/write data: 12388 bytes follow, size says 12387/);
+    // A chain without readable bytes is a short header (nothing to answer), not a crash.
+    expect(() => decodeRequestSegments([])).toThrow(FuseDecodeError);
     // Other requests in several segments are joined as before.
     const getattr = request(Op.FUSE_GETATTR, new Bytes().u32(0).u32(0).u64(0n));
     expect(decodeRequestSegments([getattr.subarray(0, 40), getattr.subarray(40)]).opcode).toBe(Op.FUSE_GETATTR);
