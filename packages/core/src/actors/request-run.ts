@@ -63,7 +63,12 @@ export class RequestRun {
     try {
       req = decodeRequestSegments(chain.readable, q.server.options);
     } catch (e) {
-      if (!(e instanceof FuseDecodeError)) throw e;
+      if (!(e instanceof FuseDecodeError)) {
+        // A bug of ours, not the guest's: logged, and the chain goes back unanswered (no unique is
+        // known to answer), rather than the exception ending the daemon.
+        q.log.error(`queue ${q.index} head ${chain.head}: decoding failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        return this.done(out);
+      }
       q.guestFault(e.kind, `queue ${q.index} head ${chain.head}: ${e.message}`);
       // No unique, no reply: one with unique 0 could not be matched to anything by the driver.
       if (e.noReply || e.unique === undefined) return this.done(out);
