@@ -99,6 +99,7 @@ import { always, recover, then, type Awaitable, type MigrationState } from '@vfs
 import { addAttrFlags, timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
+import { LookupMix } from './lookup-mix';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
 import { DEFAULT_MIGRATION, loadTables, saveTables, type MigrationOptions } from './migration';
@@ -272,6 +273,9 @@ export class PassthroughFs implements FileSystem {
   readonly locks: LockTable;
   /** Shared buffers for big I/O in workers (see io-slabs.ts). */
   private readonly slabs = new IoSlabs(SLAB_SIZE);
+  /** How LOOKUP and READDIRPLUS entries find names lately (see lookup-mix.ts): stat first, or open first. */
+  private readonly lookupMix = new LookupMix();
+  private readonly direntMix = new LookupMix();
   private readonly entryTimeout: Timeout;
   private readonly attrTimeout: Timeout;
   private readonly initFlags: bigint;
@@ -392,20 +396,21 @@ export class PassthroughFs implements FileSystem {
     // default_permissions, checked search permission on the parent before sending LOOKUP.
     return always(
       () =>
-        // Inline, a name looked up before costs one statx instead of openat, statx and close: its stat
-        // by name finds the inode the table holds (whose open fd keeps it, and its number, alive).
-        this.runsInline(false)
+        // Inline, while lookups mostly find known names, a name's stat finds the inode the table holds:
+        // one statx instead of openat, statx and close (lookup-mix.ts).
+        this.runsInline(false) && this.lookupMix.statFirst
           ? then(this.counted(ctx, { kind: 'statAt', dirFd: parent.handle.fd, name }), (st) => {
               const known = this.closed ? undefined : this.inodes.addKnownLookup(st);
-              return known ? this.entryOut(parent, known, st) : this.lookupNew(ctx, parent, name);
+              this.lookupMix.record(known !== undefined);
+              return known ? this.entryOut(parent, known, st) : this.lookupNew(ctx, parent, name, false);
             })
-          : this.lookupNew(ctx, parent, name),
+          : this.lookupNew(ctx, parent, name, true),
       () => parent.handle.unpin(),
     );
   }
 
-  /** LOOKUP through a new O_PATH fd (kept for a new inode, closed for a known one). */
-  private lookupNew(ctx: RequestContext, parent: InodeEntry, name: Buffer): Awaitable<FuseEntryOutReply> {
+  /** LOOKUP through a new O_PATH fd (kept for a new inode, closed for a known one); `record`: tell the mix what it found. */
+  private lookupNew(ctx: RequestContext, parent: InodeEntry, name: Buffer, record: boolean): Awaitable<FuseEntryOutReply> {
     return recover(
       () =>
         then(this.counted(ctx, { kind: 'lookupAt', dirFd: parent.handle.fd, name }), (found) => {
@@ -413,7 +418,10 @@ export class PassthroughFs implements FileSystem {
             closeQuietly(found.fd);
             throw new FsError(EINVAL, 'shut down');
           }
-          return this.entryOut(parent, this.inodes.addLookup(found.fd, found.stat), found.stat);
+          const inode = this.inodes.addLookup(found.fd, found.stat);
+          // A second lookup count means the table held it (a new entry starts at one).
+          if (record) this.lookupMix.record(inode.lookups > 1n);
+          return this.entryOut(parent, inode, found.stat);
         }),
       (err) => this.lookupAtLimit(ctx, parent, name, err),
     );
@@ -549,11 +557,13 @@ export class PassthroughFs implements FileSystem {
       const op: Op<'readdir'> = { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus };
       // Inline, an entry whose inode the table holds is found by its stat (as LOOKUP does): no fd opened.
       const inline = plus && this.runsInline(false);
+      const mix = this.direntMix;
       const known = new Map<StatRecord, InodeEntry>();
-      if (inline) {
+      if (inline && mix.statFirst) {
         op.known = (st) => {
           const inode = this.closed ? undefined : this.inodes.addKnownLookup(st);
           if (inode) known.set(st, inode);
+          mix.record(inode !== undefined);
           return inode !== undefined;
         };
       }
@@ -566,7 +576,11 @@ export class PassthroughFs implements FileSystem {
         return raw.map((e) => {
           const d: DirEntry = { ino: e.ino, off: e.off, type: e.type, name: Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength) };
           if (plus) {
-            const inode = e.stat && (e.fd !== undefined ? this.inodes.addLookup(e.fd, e.stat) : known.get(e.stat));
+            let inode: InodeEntry | undefined;
+            if (e.stat && e.fd !== undefined) {
+              inode = this.inodes.addLookup(e.fd, e.stat);
+              if (!op.known) mix.record(inode.lookups > 1n);
+            } else if (e.stat) inode = known.get(e.stat);
             d.entry = inode && e.stat ? this.entryOut(dir, inode, e.stat) : noEntry(e.ino, e.type);
           }
           return d;
