@@ -35,6 +35,8 @@ const c = {
   // void * results are BigInt addresses (null for NULL) in koffi.
   dlsym: libc.func('void *dlsym(void *handle, const char *name)') as (handle: null, name: string) => bigint | null,
   getdents64: libc.func('int64_t getdents64(int fd, void *buf, size_t size)') as (fd: number, buf: Ptr, size: number) => number,
+  pread: libc.func('int64_t pread(int fd, void *buf, size_t count, int64_t offset)') as (fd: number, buf: Uint8Array, count: number, offset: number) => number,
+  pwrite: libc.func('int64_t pwrite(int fd, const void *buf, size_t count, int64_t offset)') as (fd: number, buf: Uint8Array, count: number, offset: number) => number,
   // off_t results can use all 63 bits (directory cookies): koffi returns a BigInt when a Number would round.
   lseek: libc.func('int64_t lseek(int fd, int64_t offset, int whence)') as (fd: number, offset: bigint, whence: number) => number | bigint,
   mkdirat: libc.func('int mkdirat(int dirfd, const char *name, uint32_t mode)') as (dirFd: number, name: CStr, mode: number) => number,
@@ -156,6 +158,18 @@ function cPath(p: string): Buffer {
 
 export function getdents64(fd: number, buf: Buffer): number {
   return orErrno(c.getdents64(fd, buf, buf.length));
+}
+
+/**
+ * pread/pwrite of one buffer at `offset`: bytes moved, or -errno. Half the cost of fs.readvSync or
+ * fs.readSync for a page (0.9 against 1.6 µs here): most READs and WRITEs are one page descriptor.
+ */
+export function pread(fd: number, buf: Uint8Array, offset: number): number {
+  return orErrno(c.pread(fd, buf, buf.byteLength, offset));
+}
+
+export function pwrite(fd: number, buf: Uint8Array, offset: number): number {
+  return orErrno(c.pwrite(fd, buf, buf.byteLength, offset));
 }
 
 /** lseek with 64-bit offsets (directory cookies use all 63 bits): the new offset, or -errno. */
