@@ -736,36 +736,30 @@ const WRITE_HEAD = fuse_in_header.size + fuse_write_in.size;
  */
 export function decodeRequestSegments(segments: readonly Uint8Array[], opts: DecodeOptions = DEFAULT_OPTIONS): DecodedRequest {
   if (segments.length === 1) return decodeRequest(segments[0], opts);
-  const first = segments[0] as Uint8Array | undefined;
+  // (No segment at all falls through both tests below to the whole decoder: a short header.)
+  const first = segments[0];
   // The Linux driver's layout: the header in a descriptor of its own, then the arguments. With them
   // in one more segment, nothing is copied: the header is read from the first, the rest from the second.
-  if (first !== undefined && first.byteLength === fuse_in_header.size) {
-    const header = fuse_in_header.read(viewOf(first), first.byteOffset);
+  if (segments.length === 2 && first.byteLength === fuse_in_header.size) {
     const rest = segments[1];
-    if (segments.length === 2) {
-      const r = decodeArgs(header, fuse_in_header.size + rest.byteLength, rest, viewOf(rest), 0, opts);
-      if (r instanceof FuseDecodeError) throw r;
-      return r;
-    }
-    // A WRITE as Linux sends it: header, fuse_write_in, then the data's pages, each a descriptor.
-    if (header.opcode === FuseOpcode.FUSE_WRITE && rest.byteLength === fuse_write_in.size && header.total_extlen === 0 && (opts.minor ?? FUSE_KERNEL_MINOR_VERSION) >= 9) {
-      const arg = fuse_write_in.read(viewOf(rest), rest.byteOffset);
-      const data = segments.slice(2);
-      if (header.len === WRITE_HEAD + viewsLength(data) && arg.size === header.len - WRITE_HEAD) {
-        return { opcode: FuseOpcode.FUSE_WRITE, noReply: false, header, ext: undefined, arg, data };
-      }
-    }
+    const r = decodeArgs(fuse_in_header.read(viewOf(first), first.byteOffset), fuse_in_header.size + rest.byteLength, rest, viewOf(rest), 0, opts);
+    if (r instanceof FuseDecodeError) throw r;
+    return r;
   }
   const total = viewsLength(segments);
   if (total > WRITE_HEAD && (opts.minor ?? FUSE_KERNEL_MINOR_VERSION) >= 9) {
-    const head = Buffer.concat(sliceViews(segments, 0, WRITE_HEAD));
-    const view = viewOf(head);
-    const header = fuse_in_header.read(view, head.byteOffset);
+    // The 80-byte head read in place when the header and fuse_write_in have a descriptor each (as Linux
+    // sends a WRITE, its pages after them), else joined from however the segments cut it.
+    const inPlace = first.byteLength === fuse_in_header.size && segments[1].byteLength === fuse_write_in.size;
+    const head = inPlace ? first : Buffer.concat(sliceViews(segments, 0, WRITE_HEAD));
+    const header = fuse_in_header.read(viewOf(head), head.byteOffset);
     if (header.opcode === FuseOpcode.FUSE_WRITE && header.len === total && header.total_extlen === 0) {
-      const arg = fuse_write_in.read(view, head.byteOffset + fuse_in_header.size);
+      const argBytes = inPlace ? segments[1] : head.subarray(fuse_in_header.size);
+      const arg = fuse_write_in.read(viewOf(argBytes), argBytes.byteOffset);
       // Anything inconsistent is left to the whole-buffer decoder, which says what is wrong.
       if (arg.size === total - WRITE_HEAD) {
-        return { opcode: FuseOpcode.FUSE_WRITE, noReply: false, header, ext: undefined, arg, data: sliceViews(segments, WRITE_HEAD, arg.size) };
+        const data = inPlace ? segments.slice(2) : sliceViews(segments, WRITE_HEAD, arg.size);
+        return { opcode: FuseOpcode.FUSE_WRITE, noReply: false, header, ext: undefined, arg, data };
       }
     }
   }
