@@ -99,9 +99,9 @@ import { always, recover, then, type Awaitable, type MigrationState } from '@vfs
 import { addAttrFlags, timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
 import { HandleTable } from './handle-table';
 import { InodeTable, type FileHandleMode } from './inode-table';
-import { LookupMix } from './lookup-mix';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
+import { LookupMix } from './lookup-mix';
 import { DEFAULT_MIGRATION, loadTables, saveTables, type MigrationOptions } from './migration';
 import { closeQuietly } from './sys/close-quietly';
 import { checkName, checkLookupName, isDotDot } from './name';
@@ -558,8 +558,9 @@ export class PassthroughFs implements FileSystem {
       // Inline, an entry whose inode the table holds is found by its stat (as LOOKUP does): no fd opened.
       const inline = plus && this.runsInline(false);
       const mix = this.direntMix;
-      const known = new Map<StatRecord, InodeEntry>();
-      if (inline && mix.statFirst) {
+      // The entries `known` found, by their stat (an entry without an fd is one of them).
+      const known = inline && mix.statFirst ? new Map<StatRecord, InodeEntry>() : undefined;
+      if (known) {
         op.known = (st) => {
           const inode = this.closed ? undefined : this.inodes.addKnownLookup(st);
           if (inode) known.set(st, inode);
@@ -579,8 +580,8 @@ export class PassthroughFs implements FileSystem {
             let inode: InodeEntry | undefined;
             if (e.stat && e.fd !== undefined) {
               inode = this.inodes.addLookup(e.fd, e.stat);
-              if (!op.known) mix.record(inode.lookups > 1n);
-            } else if (e.stat) inode = known.get(e.stat);
+              if (!known) mix.record(inode.lookups > 1n);
+            } else if (e.stat) inode = known?.get(e.stat);
             d.entry = inode && e.stat ? this.entryOut(dir, inode, e.stat) : noEntry(e.ino, e.type);
           }
           return d;

@@ -44,14 +44,9 @@ export interface RequestState {
   startedAt: number;
 }
 
-/** The chart as maps, for the lookups of every request (a property keyed by a variable string is a slow load). */
-const transitions = new Map<RequestPhase, Map<RequestEvent['type'], RequestPhase>>(
-  Object.entries(requestChart).map(([phase, edges]) => [phase as RequestPhase, new Map(Object.entries(edges) as [RequestEvent['type'], RequestPhase][])]),
-);
-
 /** Applies one event to `state` in place; false (and nothing changed) if the table ignores it. */
 export function applyRequestEvent(state: RequestState, event: RequestEvent): boolean {
-  const next = transitions.get(state.phase)!.get(event.type);
+  const next = requestChart[state.phase][event.type];
   if (next === undefined) return false;
   state.phase = next;
   switch (event.type) {

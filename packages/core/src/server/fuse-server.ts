@@ -146,14 +146,16 @@ export class FuseServer {
     const fs = this.fs;
     const u = req.header.unique;
     const minor = this.decodeOptions.minor;
-    // Replies are closures made in their case only (three made up front for every request showed in the profile).
+    const done = (): void => writeEmpty(out, u);
+    const entry = (e: FuseEntryOutReply): void => writeEntry(out, u, e, minor);
+    const missing = (): void => out.error(u, ENOSYS);
     switch (req.opcode) {
       case FuseOpcode.FUSE_INIT:
         return this.init(ctx, req, out);
       case FuseOpcode.FUSE_DESTROY:
         return then(fs.destroy ? fs.destroy(ctx, req) : undefined, () => {
           this.initialized = false;
-          writeEmpty(out, u);
+          done();
         });
       case FuseOpcode.FUSE_FORGET:
         fs.forget?.(req);
@@ -165,38 +167,38 @@ export class FuseServer {
       case FuseOpcode.FUSE_NOTIFY_REPLY:
         return; // handled by the queue (interrupt) or unused
       case FuseOpcode.FUSE_LOOKUP:
-        return fs.lookup ? then(fs.lookup(ctx, req), (e) => writeEntry(out, u, e, minor)) : out.error(u, ENOSYS);
+        return fs.lookup ? then(fs.lookup(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_MKNOD:
-        return fs.mknod ? then(fs.mknod(ctx, req), (e) => writeEntry(out, u, e, minor)) : out.error(u, ENOSYS);
+        return fs.mknod ? then(fs.mknod(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_MKDIR:
-        return fs.mkdir ? then(fs.mkdir(ctx, req), (e) => writeEntry(out, u, e, minor)) : out.error(u, ENOSYS);
+        return fs.mkdir ? then(fs.mkdir(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_SYMLINK:
-        return fs.symlink ? then(fs.symlink(ctx, req), (e) => writeEntry(out, u, e, minor)) : out.error(u, ENOSYS);
+        return fs.symlink ? then(fs.symlink(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_LINK:
-        return fs.link ? then(fs.link(ctx, req), (e) => writeEntry(out, u, e, minor)) : out.error(u, ENOSYS);
+        return fs.link ? then(fs.link(ctx, req), entry) : missing();
       case FuseOpcode.FUSE_GETATTR:
-        return fs.getattr ? then(fs.getattr(ctx, req), (a) => writeAttr(out, u, a, minor)) : out.error(u, ENOSYS);
+        return fs.getattr ? then(fs.getattr(ctx, req), (a) => writeAttr(out, u, a, minor)) : missing();
       case FuseOpcode.FUSE_SETATTR:
-        return fs.setattr ? then(fs.setattr(ctx, req), (a) => writeAttr(out, u, a, minor)) : out.error(u, ENOSYS);
+        return fs.setattr ? then(fs.setattr(ctx, req), (a) => writeAttr(out, u, a, minor)) : missing();
       case FuseOpcode.FUSE_READLINK:
-        return fs.readlink ? then(fs.readlink(ctx, req), (d) => writeData(out, u, d)) : out.error(u, ENOSYS);
+        return fs.readlink ? then(fs.readlink(ctx, req), (d) => writeData(out, u, d)) : missing();
       case FuseOpcode.FUSE_UNLINK:
-        return fs.unlink ? then(fs.unlink(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.unlink ? then(fs.unlink(ctx, req), done) : missing();
       case FuseOpcode.FUSE_RMDIR:
-        return fs.rmdir ? then(fs.rmdir(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.rmdir ? then(fs.rmdir(ctx, req), done) : missing();
       case FuseOpcode.FUSE_RENAME:
       case FuseOpcode.FUSE_RENAME2:
-        return fs.rename ? then(fs.rename(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.rename ? then(fs.rename(ctx, req), done) : missing();
       case FuseOpcode.FUSE_OPEN:
-        return fs.open ? then(fs.open(ctx, req), (r) => writeOpen(out, u, r)) : out.error(u, ENOSYS);
+        return fs.open ? then(fs.open(ctx, req), (r) => writeOpen(out, u, r)) : missing();
       case FuseOpcode.FUSE_OPENDIR:
-        return fs.opendir ? then(fs.opendir(ctx, req), (r) => writeOpen(out, u, r)) : out.error(u, ENOSYS);
+        return fs.opendir ? then(fs.opendir(ctx, req), (r) => writeOpen(out, u, r)) : missing();
       case FuseOpcode.FUSE_CREATE:
-        return fs.create ? then(fs.create(ctx, req), (r) => writeCreated(out, u, r)) : out.error(u, ENOSYS);
+        return fs.create ? then(fs.create(ctx, req), (r) => writeCreated(out, u, r)) : missing();
       case FuseOpcode.FUSE_TMPFILE:
-        return fs.tmpfile ? then(fs.tmpfile(ctx, req), (r) => writeCreated(out, u, r)) : out.error(u, ENOSYS);
+        return fs.tmpfile ? then(fs.tmpfile(ctx, req), (r) => writeCreated(out, u, r)) : missing();
       case FuseOpcode.FUSE_READ: {
-        if (!fs.read) return out.error(u, ENOSYS);
+        if (!fs.read) return missing();
         const views = out.bodyViews(req.arg.size);
         const into: ReadTarget | undefined = views && { buffers: views };
         // A chain too small for `size` holds the reply only if the data is shorter: the filesystem
@@ -205,12 +207,12 @@ export class FuseServer {
         return then(fs.read(ctx, r, into), (d) => ('placed' in d ? out.placed(u, d.placed) : writeData(out, u, d)));
       }
       case FuseOpcode.FUSE_WRITE:
-        return fs.write ? then(fs.write(ctx, req), (n) => writeCount(out, u, n)) : out.error(u, ENOSYS);
+        return fs.write ? then(fs.write(ctx, req), (n) => writeCount(out, u, n)) : missing();
       case FuseOpcode.FUSE_COPY_FILE_RANGE:
-        return fs.copyFileRange ? then(fs.copyFileRange(ctx, req), (n) => writeCount(out, u, n)) : out.error(u, ENOSYS);
+        return fs.copyFileRange ? then(fs.copyFileRange(ctx, req), (n) => writeCount(out, u, n)) : missing();
       case FuseOpcode.FUSE_READDIR:
       case FuseOpcode.FUSE_READDIRPLUS: {
-        if (!fs.readdir) return out.error(u, ENOSYS);
+        if (!fs.readdir) return missing();
         const plus = req.opcode === FuseOpcode.FUSE_READDIRPLUS;
         // Only what the chain can carry is asked for and packed (the kernel goes on from the last cookie).
         const size = Math.min(req.arg.size, bodyRoom(out));
@@ -218,28 +220,28 @@ export class FuseServer {
         return then(fs.readdir(ctx, r, plus), (entries) => this.writeDirents(out, u, entries, req.arg.size, size, plus));
       }
       case FuseOpcode.FUSE_FLUSH:
-        return fs.flush ? then(fs.flush(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.flush ? then(fs.flush(ctx, req), done) : missing();
       case FuseOpcode.FUSE_RELEASE:
-        return fs.release ? then(fs.release(ctx, req), () => writeEmpty(out, u)) : writeEmpty(out, u);
+        return fs.release ? then(fs.release(ctx, req), done) : done();
       case FuseOpcode.FUSE_RELEASEDIR:
-        return fs.releasedir ? then(fs.releasedir(ctx, req), () => writeEmpty(out, u)) : writeEmpty(out, u);
+        return fs.releasedir ? then(fs.releasedir(ctx, req), done) : done();
       case FuseOpcode.FUSE_FSYNC:
-        return fs.fsync ? then(fs.fsync(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.fsync ? then(fs.fsync(ctx, req), done) : missing();
       case FuseOpcode.FUSE_FSYNCDIR:
-        return fs.fsyncdir ? then(fs.fsyncdir(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.fsyncdir ? then(fs.fsyncdir(ctx, req), done) : missing();
       case FuseOpcode.FUSE_STATFS:
-        if (!fs.statfs) return out.error(u, ENOSYS);
+        if (!fs.statfs) return missing();
         return then(fs.statfs(ctx, req), (st) => {
           if (room(out, u, OUT_HEADER_SIZE + fuse_statfs_out.size)) out.commit(encodeStatfsReply(out.bytes, 0, u, st, minor));
         });
       case FuseOpcode.FUSE_ACCESS:
-        return fs.access ? then(fs.access(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.access ? then(fs.access(ctx, req), done) : missing();
       case FuseOpcode.FUSE_SETXATTR:
-        return fs.setxattr ? then(fs.setxattr(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.setxattr ? then(fs.setxattr(ctx, req), done) : missing();
       case FuseOpcode.FUSE_GETXATTR:
       case FuseOpcode.FUSE_LISTXATTR: {
         const v = req.opcode === FuseOpcode.FUSE_GETXATTR ? fs.getxattr?.(ctx, req) : fs.listxattr?.(ctx, req);
-        if (!v) return out.error(u, ENOSYS);
+        if (!v) return missing();
         const size = req.arg.size;
         return then(v, (value) => {
           if (size === 0) {
@@ -249,27 +251,27 @@ export class FuseServer {
         });
       }
       case FuseOpcode.FUSE_REMOVEXATTR:
-        return fs.removexattr ? then(fs.removexattr(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.removexattr ? then(fs.removexattr(ctx, req), done) : missing();
       case FuseOpcode.FUSE_GETLK:
-        if (!fs.getlk) return out.error(u, ENOSYS);
+        if (!fs.getlk) return missing();
         return then(fs.getlk(ctx, req), (lk) => {
           if (room(out, u, OUT_HEADER_SIZE + fuse_lk_out.size)) out.commit(encodeLkReply(out.bytes, 0, u, lk));
         });
       case FuseOpcode.FUSE_SETLK:
       case FuseOpcode.FUSE_SETLKW:
-        return fs.setlk ? then(fs.setlk(ctx, req, req.opcode === FuseOpcode.FUSE_SETLKW), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.setlk ? then(fs.setlk(ctx, req, req.opcode === FuseOpcode.FUSE_SETLKW), done) : missing();
       case FuseOpcode.FUSE_FALLOCATE:
-        return fs.fallocate ? then(fs.fallocate(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.fallocate ? then(fs.fallocate(ctx, req), done) : missing();
       case FuseOpcode.FUSE_LSEEK:
-        if (!fs.lseek) return out.error(u, ENOSYS);
+        if (!fs.lseek) return missing();
         return then(fs.lseek(ctx, req), (off) => {
           if (room(out, u, OUT_HEADER_SIZE + 8)) out.commit(encodeLseekReply(out.bytes, 0, u, off));
         });
       case FuseOpcode.FUSE_SYNCFS:
-        return fs.syncfs ? then(fs.syncfs(ctx, req), () => writeEmpty(out, u)) : out.error(u, ENOSYS);
+        return fs.syncfs ? then(fs.syncfs(ctx, req), done) : missing();
       default:
         // IOCTL, POLL, BMAP, SETUPMAPPING, REMOVEMAPPING, CUSE_INIT: not offered.
-        return out.error(u, ENOSYS);
+        return missing();
     }
   }
 

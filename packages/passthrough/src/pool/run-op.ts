@@ -47,13 +47,13 @@ import {
   mkdirat,
   mknodat,
   openat,
+  pread,
+  pwrite,
   readlinkEmpty,
   removexattr,
   renameat2,
   setxattr,
   symlinkat,
-  pread,
-  pwrite,
   syncfs,
   unlinkat,
   utimensFd,
@@ -174,17 +174,26 @@ function readdir(op: Op<'readdir'>): ReaddirEntry[] {
   }
 }
 
+/** A direction of vectored(): Node's call for several buffers, libc's for one (returning -errno), its name. */
+interface Transfer {
+  many: typeof fs.readvSync;
+  one: (fd: number, buf: Uint8Array, offset: number) => number;
+  name: string;
+}
+const READ: Transfer = { many: fs.readvSync, one: pread, name: 'pread' };
+const WRITE: Transfer = { many: fs.writevSync, one: pwrite, name: 'pwrite' };
+
 /**
- * preadv or pwritev (`call`) of `size` bytes of `views` at `offset`, again after a short transfer,
+ * preadv or pwritev (`t`) of `size` bytes of `views` at `offset`, again after a short transfer,
  * until all are done or the file ends; returns the bytes moved.
  */
-function vectored(call: typeof fs.readvSync, one: (fd: number, buf: Uint8Array, offset: number) => number, fd: number, offset: bigint, views: readonly Uint8Array[], size: number): number {
+function vectored(t: Transfer, fd: number, offset: bigint, views: readonly Uint8Array[], size: number): number {
   let done = 0;
   let pos = Number(offset);
   let rest = sliceViews(views, 0, size);
   while (done < size) {
     // One buffer (a page, mostly) through libc: Node's vectored call costs twice as much.
-    const n = rest.length === 1 ? check(call === fs.readvSync ? 'pread' : 'pwrite', one(fd, rest[0], pos)) : call(fd, rest as NodeJS.ArrayBufferView[], pos);
+    const n = rest.length === 1 ? check(t.name, t.one(fd, rest[0], pos)) : t.many(fd, rest as NodeJS.ArrayBufferView[], pos);
     if (n === 0) break;
     done += n;
     pos += n;
@@ -194,11 +203,11 @@ function vectored(call: typeof fs.readvSync, one: (fd: number, buf: Uint8Array, 
 }
 
 function readInto(fd: number, offset: bigint, size: number, into: readonly Uint8Array[]): number {
-  return vectored(fs.readvSync, pread, fd, offset, into, size);
+  return vectored(READ, fd, offset, into, size);
 }
 
 function writeFrom(fd: number, offset: bigint, data: readonly Uint8Array[]): number {
-  return vectored(fs.writevSync, pwrite, fd, offset, data, viewsLength(data));
+  return vectored(WRITE, fd, offset, data, viewsLength(data));
 }
 
 /** A read into a buffer of its own (one the worker's reply may carry back). */
@@ -268,13 +277,6 @@ function timespec(buf: Buffer, at: number, now: boolean, set: boolean, sec: bigi
   buf.writeBigInt64LE(BigInt(now ? UTIME_NOW : set ? nsec : UTIME_OMIT), at + 8);
 }
 
-/**
- * SETATTR's chown, as the caller. The host cannot see the caller's supplementary groups (the thread
- * runs with its fsuid/fsgid and none), so a change of group to one of them fails here though the
- * guest's kernel, which knows them, already allowed it (default_permissions): then, for the file's
- * owner changing the group alone, the change is made as the daemon, as the C virtiofsd makes every
- * chown. A change of owner stays the caller's, so the host refuses what the kernel would.
- */
 /** Runs `fn` as the daemon, then goes back to the op's caller for whatever the op does next. */
 function asDaemon<T>(op: Op, fn: () => T): T {
   useCred(undefined);
@@ -285,6 +287,13 @@ function asDaemon<T>(op: Op, fn: () => T): T {
   }
 }
 
+/**
+ * SETATTR's chown, as the caller. The host cannot see the caller's supplementary groups (the thread
+ * runs with its fsuid/fsgid and none), so a change of group to one of them fails here though the
+ * guest's kernel, which knows them, already allowed it (default_permissions): then, for the file's
+ * owner changing the group alone, the change is made as the daemon, as the C virtiofsd makes every
+ * chown. A change of owner stays the caller's, so the host refuses what the kernel would.
+ */
 function chown(op: Op<'setattr'>): void {
   const uid = op.valid & FATTR_UID ? op.uid : -1;
   const gid = op.valid & FATTR_GID ? op.gid : -1;
