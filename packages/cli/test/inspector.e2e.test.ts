@@ -20,12 +20,25 @@ const ARTIFACTS = path.resolve(__dirname, '..', '..', '..', '..', 'artifacts');
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const WHOLE = { start: 0n, end: 0x7fffffffffffffffn, type: F_WRLCK, pid: 1 };
-const SETLKW_UNIQUE = 4242n;
+// Far above the uniques the client numbers the GETATTR load with (1, 2, ...), which reached 4242 once.
+const SETLKW_UNIQUE = 4_242_000_000n;
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
 jest.setTimeout(120_000);
 
 let browser: Browser;
+// What a test opened, closed after it even when it fails (an open server would keep jest from exiting).
+const cleanups: (() => unknown)[] = [];
+
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) {
+    try {
+      await f();
+    } catch {
+      // Closed already by the test.
+    }
+  }
+});
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup-browser.sh`);
@@ -48,6 +61,7 @@ async function newPage(): Promise<Page> {
 
 test('the page shows the queue, the blocked SETLKW waiting and the worker blocked in it; the trace replays', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-inspect-'));
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
   const share = path.join(dir, 'share');
   fs.mkdirSync(share);
   fs.writeFileSync(path.join(share, 'locked'), 'x');
@@ -60,6 +74,7 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   const inspection = new Inspection();
   const devices: VirtioFsDevice[] = [];
   const inspector: InspectorHandle = await startInspector({ port: 0, inspection, getDevices: () => devices, record: tracePath, longWaitMs: 500 });
+  cleanups.push(() => inspector.close());
   const server = serve({
     socketPath: sock,
     logger,
@@ -74,12 +89,14 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
       return d;
     },
   });
+  cleanups.push(() => server.stop());
 
   const page = await newPage();
   await page.goto(inspector.url!);
   await page.locator('[data-testid=conn]', { hasText: 'live' }).waitFor();
 
   const fe = await SimulatedFrontend.connect(sock);
+  cleanups.push(() => fe.close());
   await fe.negotiate({ numQueues: 2, queueSize: 256 });
   const c = new FuseClient(fe, 1);
   expect((await c.init()).error).toBe(0);
@@ -158,11 +175,14 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   expect([...kinds].sort()).toEqual(['device', 'queue', 'request', 'worker']);
   const waitingAt = lines.findIndex((x) => x.kind === 'sample' && x.requests.some((r) => r.op === 'SETLKW' && r.phase === 'awaitingFs' && r.ageMs > 500));
   expect(waitingAt).toBeGreaterThan(0);
-  const doneAt = lines.findIndex((x) => x.kind === 'event' && x.actorKind === 'request' && x.state === 'finished' && x.context?.unique === SETLKW_UNIQUE.toString());
+  const waiting = lines[waitingAt];
+  const setlkwActor = waiting.kind === 'sample' ? waiting.requests.find((r) => r.op === 'SETLKW')!.id : '';
+  const doneAt = lines.findIndex((x) => x.kind === 'event' && x.actor === setlkwActor && x.state === 'finished');
   expect(doneAt).toBeGreaterThan(waitingAt);
 
   // Replay it in the page, with no daemon: forwards to the wait, backwards, forwards past its end.
   const viewer = await serveTrace(tracePath);
+  cleanups.push(() => viewer.close());
   const rp = await newPage();
   await rp.goto(viewer.url);
   await rp.locator('[data-testid=replaybar]').waitFor();
@@ -197,6 +217,4 @@ test('the page shows the queue, the blocked SETLKW waiting and the worker blocke
   await rp.locator('[data-testid=replay-next-event]').click();
   expect(Number((await pos.textContent())!.split(' / ')[0])).toBeGreaterThan(1);
   await rp.close();
-  await viewer.close();
-  fs.rmSync(dir, { recursive: true, force: true });
 });
