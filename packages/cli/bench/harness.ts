@@ -431,3 +431,10 @@ export function servingPid(d: Daemon): number {
   const ds = descendants(d.pid);
   return ds.length ? ds[ds.length - 1] : d.pid;
 }
+
+/** The middle of the figures (the mean of the middle two when there are an even number). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}

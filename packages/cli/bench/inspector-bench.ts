@@ -14,6 +14,7 @@ import { type LoadResult, type LoadSpec } from '@vfsd/core/testing';
 import { MemoryFs } from '@vfsd/core/dist/test/memory-fs';
 import { type Logger, serve } from '@vfsd/vhost';
 import { startInspector, type InspectorHandle } from '../src/inspector';
+import { median } from './harness';
 
 const quiet: Logger = { error: (m) => console.error(m), warn: () => undefined, info: () => undefined, debug: () => undefined };
 const LOAD_SCRIPT = require.resolve('@vfsd/core/dist/src/testing/getattr-load.js');
@@ -80,7 +81,6 @@ async function measure(kind: Case, depth: number, seconds: number, sse: boolean)
   return { ...r, mode };
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

@@ -127,6 +127,12 @@ export class Virtqueue {
     return (Atomics.load(this.views.avail, 1) - this.lastAvailIdx) & 0xffff;
   }
 
+  /** Chains the driver has made available and not yet got back (popped or not): its queue depth now. */
+  outstanding(): number {
+    if (!this.views) return 0;
+    return (Atomics.load(this.views.avail, 1) - this.usedIdx) & 0xffff;
+  }
+
   /**
    * Pops every available chain, calling `onChain` for each good one and `onError` for each
    * malformed one (the malformed chain is returned to the driver with length 0 when its head is
