@@ -70,15 +70,23 @@ export class FsError extends Error {
 /** What INIT negotiates: the server fills the protocol fields, the filesystem its wishes. */
 export type InitReply = Partial<Omit<FuseInitOut, 'major' | 'minor'>>;
 
-/** One directory entry for READDIR / READDIRPLUS. */
-export interface DirEntry {
-  ino: bigint;
-  /** Offset of the next entry (what the kernel passes back to continue). */
-  off: bigint;
-  type: number;
-  name: Buffer;
-  /** READDIRPLUS only: the entry as a LOOKUP would give it (counts as a lookup). */
-  entry?: FuseEntryOutReply;
+/**
+ * Where readdir puts its entries, in order: the server packs each into the reply as it comes (as the
+ * Rust virtiofsd's add-entry callback), so a filesystem never sizes records itself.
+ */
+export interface DirentSink {
+  /** READDIRPLUS: each entry carries its entry_out and counts as a lookup once added. */
+  readonly plus: boolean;
+  /** Bytes left for records (what a filesystem that lists elsewhere, a pool worker, may fill). */
+  readonly left: number;
+  /** Whether an entry whose name has `nameLen` bytes still fits: ask before looking one up. */
+  fits(nameLen: number): boolean;
+  /**
+   * Adds one entry: `off` is the cookie of the next, `type` a DT_* value, `name` raw bytes (copied, so
+   * a view of a reused buffer will do); with READDIRPLUS `entry` is the entry as a LOOKUP gives it
+   * (nodeid 0: no attributes). False when it does not fit: nothing was added, the listing ends.
+   */
+  add(ino: bigint, off: bigint, type: number, name: Uint8Array, entry?: FuseEntryOutReply): boolean;
 }
 
 /**
@@ -120,8 +128,8 @@ export interface FileSystem {
   release?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASE>): Awaitable<void>;
   fsync?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNC>): Awaitable<void>;
   opendir?(ctx: RequestContext, req: OpenRequest<FuseOpcode.FUSE_OPENDIR>): Awaitable<FuseOpenOut>;
-  /** Entries from req.arg.offset on; the server packs as many as fit req.arg.size. */
-  readdir?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Awaitable<DirEntry[]>;
+  /** Entries from req.arg.offset on, added to `sink` until it refuses one or the directory ends. */
+  readdir?(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, sink: DirentSink): Awaitable<void>;
   releasedir?(ctx: RequestContext, req: ReleaseRequest<FuseOpcode.FUSE_RELEASEDIR>): Awaitable<void>;
   fsyncdir?(ctx: RequestContext, req: FsyncRequest<FuseOpcode.FUSE_FSYNCDIR>): Awaitable<void>;
   statfs?(ctx: RequestContext, req: StatfsRequest): Awaitable<FuseKstatfs>;

@@ -4,7 +4,7 @@
 // asked, and the filesystem is never asked for more than the chain can carry back (a guest could
 // otherwise make the daemon read or allocate up to 4 GiB for a 16-byte buffer).
 import fc from 'fast-check';
-import type { DirEntry, FileSystem, ReadReply, ReadTarget } from '../src/filesystem';
+import type { DirentSink, FileSystem, ReadReply, ReadTarget } from '../src/filesystem';
 import {
   decodeRequest,
   direntplusSize,
@@ -42,17 +42,12 @@ class CaseFs implements FileSystem {
     readonly file: Buffer,
     readonly xattr: Buffer,
   ) {}
-  readdir(_: unknown, req: { arg: { size: number } }, plus: boolean): DirEntry[] {
-    this.asked = Math.max(this.asked, req.arg.size);
-    // As the passthrough does: entries until the size asked is full.
-    const out: DirEntry[] = [];
-    let used = 0;
+  readdir(_: unknown, req: { arg: { size: number } }, sink: DirentSink): void {
+    this.asked = Math.max(this.asked, req.arg.size, sink.left);
+    // As the passthrough does: entries until the sink refuses one.
     for (const [i, name] of this.names.entries()) {
-      used += plus ? direntplusSize(name.length) : direntSize(name.length);
-      if (used > req.arg.size && out.length > 0) break;
-      out.push({ ino: BigInt(i + 2), off: BigInt(i + 1), type: 8, name, entry: entryOf(BigInt(i + 2)) });
+      if (!sink.add(BigInt(i + 2), BigInt(i + 1), 8, name, sink.plus ? entryOf(BigInt(i + 2)) : undefined)) break;
     }
-    return out;
   }
   read(_: unknown, req: { arg: { offset: bigint; size: number } }, into?: ReadTarget): ReadReply {
     this.asked = Math.max(this.asked, req.arg.size);

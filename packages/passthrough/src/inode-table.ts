@@ -6,6 +6,7 @@
 // its O_PATH fd is then only a cache, closed when too many are open and reopened by handle on next use,
 // so the number of inodes a guest may know is no longer bounded by the open-file limit.
 import { EBADF, EIO, FUSE_ROOT_ID, FsError } from '@vfsd/core/abi';
+import { InodeKeys } from './inode-keys';
 import { SharedFd } from './shared-fd';
 import * as fs from 'node:fs';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from './sys/constants';
@@ -17,7 +18,8 @@ export interface InodeEntry {
   readonly nodeid: bigint;
   /** The O_PATH fd; pin it (InodeTable.pin) for as long as a call uses it. Replaced when reopened by handle. */
   handle: SharedFd;
-  readonly key: string;
+  /** st_ino: with dev (and mntId) the host identity the table finds it by. */
+  readonly ino: bigint;
   /** File type bits (S_IFMT) seen at lookup; a host inode never changes type. */
   readonly type: number;
   readonly dev: bigint;
@@ -51,14 +53,9 @@ export interface InodeTableOptions {
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
-/** (st_dev, st_ino), and the mount id for a directory when mounts are told apart. */
-export function inodeKey(stat: { dev: bigint; ino: bigint }, mntId?: bigint): string {
-  return mntId === undefined ? `${stat.dev}:${stat.ino}` : `${stat.dev}:${stat.ino}:${mntId}`;
-}
-
 export class InodeTable {
   private readonly byId = new Map<bigint, InodeEntry>();
-  private readonly byKey = new Map<string, InodeEntry>();
+  private readonly byKey = new InodeKeys<InodeEntry>();
   private nextId = FUSE_ROOT_ID + 1n;
   private readonly mountIds: boolean;
   private readonly fileHandles: FileHandleMode;
@@ -129,14 +126,13 @@ export class InodeTable {
    */
   addLookup(fd: number, stat: StatRecord): InodeEntry {
     const mntId = this.mountIdOf(fd, stat);
-    const key = inodeKey(stat, mntId);
-    const known = this.byKey.get(key);
+    const known = this.byKey.get(stat.dev, stat.ino, mntId);
     // An evicted entry holds nothing open: its inode may have been freed and its number reused by
     // another file. Only the same handle proves it the same inode (then the new fd serves it again).
     const h = this.fileHandles !== 'never' && (!known || known.evicted) ? nameToHandleAt(fd) : undefined;
     if (known && known.evicted && !(typeof h === 'object' && h.handle.equals(known.fileHandle!.handle))) {
       // Another inode now: the old entry stays for its FORGETs but is no longer found by key.
-      this.byKey.delete(key);
+      this.byKey.delete(known);
     } else if (known) {
       known.lookups++;
       if (known.evicted) {
@@ -174,7 +170,7 @@ export class InodeTable {
     // A directory keyed by its mount cannot be told apart without an fd: not found. Nor can an evicted
     // inode from a new one that reused its number.
     if (this.mountIds && (stat.mode & S_IFMT) === S_IFDIR) return undefined;
-    const known = this.byKey.get(inodeKey(stat));
+    const known = this.byKey.get(stat.dev, stat.ino);
     if (!known || known.evicted) return undefined;
     known.lookups++;
     return known;
@@ -194,7 +190,7 @@ export class InodeTable {
     if (entry.lookups > 0n) return undefined;
     this.byId.delete(nodeid);
     // Its key may name a newer inode by now (a reused inode number, see addLookup).
-    if (this.byKey.get(entry.key) === entry) this.byKey.delete(entry.key);
+    this.byKey.delete(entry);
     this.open.delete(nodeid);
     entry.handle.close();
     return entry;
@@ -299,7 +295,7 @@ export class InodeTable {
     const entry: InodeEntry = {
       nodeid,
       handle: new SharedFd(fd, this.closeFd),
-      key: inodeKey(stat, mntId),
+      ino: stat.ino,
       type: stat.mode & S_IFMT,
       dev: stat.dev,
       mntId,
@@ -309,7 +305,7 @@ export class InodeTable {
     };
     this.byId.set(nodeid, entry);
     // Two migrated nodeids may name one inode (hard links found by two paths): the first keeps the key.
-    if (!this.byKey.has(entry.key)) this.byKey.set(entry.key, entry);
+    if (!this.byKey.get(entry.dev, entry.ino, mntId)) this.byKey.set(entry);
     if (fileHandle) this.open.set(nodeid, entry);
     return entry;
   }

@@ -52,7 +52,7 @@ import {
   type AccessRequest,
   type CopyFileRangeRequest,
   type CreateRequest,
-  type DirEntry,
+  type DirentSink,
   type FallocateRequest,
   type FsyncRequest,
   type FuseKstatfs,
@@ -107,7 +107,7 @@ import { closeQuietly } from './sys/close-quietly';
 import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
 import type { HandleEntry } from './handle-table';
-import type { Op, OpKind, OpResult } from './pool/ops';
+import type { Op, OpKind, OpResult, ReaddirEntry } from './pool/ops';
 import { WorkerPool, type ShutdownReport, type SubmitOptions, type WorkerPoolOptions } from './pool/worker-pool';
 import {
   O_ACCMODE,
@@ -548,44 +548,57 @@ export class PassthroughFs implements FileSystem {
   }
 
   /**
-   * Entries from the host directory's cookie req.arg.offset on, as many as fit req.arg.size (the server
-   * packs them with the same record sizes): with READDIRPLUS only those are looked up, so each one the
-   * kernel receives counts as exactly one lookup. '.' and '..' come with nodeid 0 (the kernel skips them).
+   * Entries from the host directory's cookie req.arg.offset on, into `sink` while they fit: with
+   * READDIRPLUS only those are looked up, so each one the kernel receives counts as exactly one lookup.
+   * '.' and '..' come with nodeid 0 (the kernel skips them). Inline, entries go to the sink as getdents
+   * reads them; in a worker they come back as a list sized to the sink's room.
    */
-  readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Awaitable<DirEntry[]> {
+  readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, sink: DirentSink): Awaitable<void> {
     return this.withHandle(req.arg.fh, req.header.nodeid, (h) => {
-      const op: Op<'readdir'> = { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: req.arg.size, plus };
-      // Inline, an entry whose inode the table holds is found by its stat (as LOOKUP does): no fd opened.
-      const inline = plus && this.runsInline(false);
+      const plus = sink.plus;
+      const op: Op<'readdir'> = { kind: 'readdir', fd: h.file.fd, offset: req.arg.offset, size: Math.min(req.arg.size, sink.left), plus };
+      const dir = plus ? this.inodes.get(h.nodeid) : undefined;
       const mix = this.direntMix;
-      // The entries `known` found, by their stat (an entry without an fd is one of them).
-      const known = inline && mix.statFirst ? new Map<StatRecord, InodeEntry>() : undefined;
-      if (known) {
-        op.known = (st) => {
-          const inode = this.closed ? undefined : this.inodes.addKnownLookup(st);
-          if (inode) known.set(st, inode);
-          mix.record(inode !== undefined);
-          return inode !== undefined;
-        };
+      // The inode `known` found for the entry being read (emitted right after, on the same stack).
+      let found: InodeEntry | undefined;
+      const emit = (e: ReaddirEntry): boolean => {
+        if (!plus) return sink.add(e.ino, e.off, e.type, e.name);
+        if (!e.stat) return sink.add(e.ino, e.off, e.type, e.name, noEntry(e.ino, e.type));
+        if (!sink.fits(e.name.length)) {
+          // Sized for the room it was given, so not expected: undo its lookup.
+          if (e.fd !== undefined) closeQuietly(e.fd);
+          else if (found) this.inodes.forget(found.nodeid, 1n);
+          return false;
+        }
+        let inode: InodeEntry;
+        if (e.fd !== undefined) {
+          inode = this.inodes.addLookup(e.fd, e.stat);
+          if (!op.known) mix.record(inode.lookups > 1n);
+        } else inode = found!;
+        return sink.add(e.ino, e.off, e.type, e.name, this.entryOut(dir, inode, e.stat));
+      };
+      if (this.runsInline(false)) {
+        // Inline, an entry whose inode the table holds is found by its stat (as LOOKUP does): no fd opened.
+        if (plus && mix.statFirst) {
+          op.known = (st) => {
+            found = this.closed ? undefined : this.inodes.addKnownLookup(st);
+            mix.record(found !== undefined);
+            return found !== undefined;
+          };
+        }
+        op.fits = (n) => sink.fits(n);
+        op.emit = emit;
       }
-      return then(this.run(ctx, op, false, inline), (raw) => {
+      return then(this.run(ctx, op, false, op.emit !== undefined), (listed) => {
         if (this.closed) {
-          for (const e of raw) if (e.fd !== undefined) closeQuietly(e.fd);
+          for (const e of listed) if (e.fd !== undefined) closeQuietly(e.fd);
           throw new FsError(EINVAL, 'shut down');
         }
-        const dir = plus ? this.inodes.get(h.nodeid) : undefined;
-        return raw.map((e) => {
-          const d: DirEntry = { ino: e.ino, off: e.off, type: e.type, name: Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength) };
-          if (plus) {
-            let inode: InodeEntry | undefined;
-            if (e.stat && e.fd !== undefined) {
-              inode = this.inodes.addLookup(e.fd, e.stat);
-              if (!known) mix.record(inode.lookups > 1n);
-            } else if (e.stat) inode = known?.get(e.stat);
-            d.entry = inode && e.stat ? this.entryOut(dir, inode, e.stat) : noEntry(e.ino, e.type);
-          }
-          return d;
-        });
+        for (let i = 0; i < listed.length; i++) {
+          if (emit(listed[i])) continue;
+          for (let j = i + 1; j < listed.length; j++) if (listed[j].fd !== undefined) closeQuietly(listed[j].fd!);
+          break;
+        }
       });
     });
   }

@@ -19,7 +19,6 @@ import {
   type ReleaseRequest,
   type ForgetRequest,
   fuseAttrOf,
-  type DirEntry,
   type FuseAttrOut,
   type FuseAttrOutReply,
   type FuseEntryOut,
@@ -28,6 +27,7 @@ import {
   type ReadRequest,
   type ReadTarget,
 } from '@vfsd/core';
+import { DirentCollector, type ListedEntry } from '@vfsd/core/testing';
 import type { PassthroughFs } from '../src/passthrough-fs';
 
 let nextUnique = 1n;
@@ -119,9 +119,10 @@ type Decoded<R> = R extends FuseEntryOutReply
     ? FuseAttrOut
     : R extends { entry: FuseEntryOutReply; open: infer O }
       ? { entry: FuseEntryOut; open: O }
-      : R extends DirEntry[]
-        ? Array<Omit<DirEntry, 'entry'> & { entry?: FuseEntryOut }>
-        : R;
+      : R;
+
+/** A readdir's entries as the tests read them. */
+export type Listed = Array<Omit<ListedEntry, 'entry'> & { entry?: FuseEntryOut }>;
 
 /** Each method's answer as a promise of its decoded reply (inline answers and promises alike). */
 export type Promised<T> = {
@@ -139,7 +140,9 @@ function decodeReply(v: unknown): unknown {
   return v;
 }
 
-export type PromisedPassthrough = Omit<Promised<PassthroughFs>, 'read'> & {
+export type PromisedPassthrough = Omit<Promised<PassthroughFs>, 'read' | 'readdir'> & {
+  /** The entries readdir adds to a sink of req.arg.size bytes. */
+  readdir(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR | FuseOpcode.FUSE_READDIRPLUS>, plus: boolean): Promise<Listed>;
   read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>): Promise<Uint8Array>;
   read(ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into: ReadTarget | undefined): Promise<ReadReply>;
 };
@@ -153,6 +156,13 @@ export function promised(pfs: PassthroughFs): PromisedPassthrough {
     get(target, key, receiver) {
       const v: unknown = Reflect.get(target, key, receiver);
       if (typeof v !== 'function') return v;
+      if (key === 'readdir') {
+        return async (c: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READDIR>, plus: boolean) => {
+          const sink = new DirentCollector(plus, req.arg.size);
+          await target.readdir(c, req, sink);
+          return decodeReply(sink.entries);
+        };
+      }
       return (...args: unknown[]) => {
         try {
           return Promise.resolve((v as (...a: unknown[]) => unknown).apply(target, args)).then(decodeReply);

@@ -42,13 +42,12 @@ import {
   joinInitFlags,
   packDirentplus,
   packDirents,
-  type DirEntry,
   type FuseEntryOut,
   fuseAttrOf,
 } from '@vfsd/core';
 import { PassthroughFs, type PassthroughOptions } from '../src';
 import { lseek as hostLseek } from '../src/sys/libc';
-import { ctx, initReq, lookupReq, openReq, releaseReq, rq, tempDir, promised, type PromisedPassthrough } from './helpers';
+import { ctx, initReq, lookupReq, openReq, releaseReq, rq, tempDir, promised, type Listed, type PromisedPassthrough } from './helpers';
 
 const O_RDONLY = 0;
 const O_WRONLY = 1;
@@ -125,9 +124,9 @@ describe.each<[string, number, Partial<PassthroughOptions>]>([
     return (await pfs.open(ctx(), openReq(nodeid, flags))).fh;
   }
 
-  async function listAll(nodeid: bigint, plus: boolean, size = 4096): Promise<DirEntry[]> {
+  async function listAll(nodeid: bigint, plus: boolean, size = 4096): Promise<Listed> {
     const fh = (await pfs.opendir(ctx(), rq(FuseOpcode.FUSE_OPENDIR, nodeid, { arg: { flags: O_RDONLY | O_DIRECTORY, open_flags: 0 } }))).fh;
-    const all: DirEntry[] = [];
+    const all: Listed = [];
     let offset = 0n;
     for (;;) {
       const op = plus ? FuseOpcode.FUSE_READDIRPLUS : FuseOpcode.FUSE_READDIR;

@@ -66,13 +66,12 @@ function checkName(name: Uint8Array): void {
 }
 
 /** Writes fuse_dirent + name + zero padding at absolute `pos`; `recLen` is the aligned size. */
-function writeRecord(view: DataView, bytes: Uint8Array, pos: number, recLen: number, d: DirentEntry): void {
-  const name = d.name;
+function writeRecord(view: DataView, bytes: Uint8Array, pos: number, recLen: number, ino: bigint, off: bigint, type: number, name: Uint8Array): void {
   const n = name.byteLength;
-  view.setBigUint64(pos, d.ino, true);
-  view.setBigUint64(pos + 8, d.off, true);
+  view.setBigUint64(pos, ino, true);
+  view.setBigUint64(pos + 8, off, true);
   view.setUint32(pos + 16, n, true);
-  view.setUint32(pos + 20, d.type, true);
+  view.setUint32(pos + 20, type, true);
   const at = pos - bytes.byteOffset + FUSE_NAME_OFFSET;
   const end = at + recLen - FUSE_NAME_OFFSET;
   // Names are short: a plain loop beats TypedArray#set's call overhead.
@@ -93,7 +92,7 @@ export function encodeDirent(bytes: Uint8Array, offset: number, avail: number, d
   const rec = direntSize(d.name.byteLength);
   if (rec > avail) return 0;
   checkRange(bytes, offset, rec, 'fuse_dirent');
-  writeRecord(viewOf(bytes), bytes, bytes.byteOffset + offset, rec, d);
+  writeRecord(viewOf(bytes), bytes, bytes.byteOffset + offset, rec, d.ino, d.off, d.type, d.name);
   return rec;
 }
 
@@ -109,7 +108,7 @@ export function encodeDirentplus(bytes: Uint8Array, offset: number, avail: numbe
   const view = viewOf(bytes);
   const pos = bytes.byteOffset + offset;
   fuse_entry_out.write(view, pos, e.entry_out);
-  writeRecord(view, bytes, pos + fuse_entry_out.size, rec - fuse_entry_out.size, e.dirent);
+  writeRecord(view, bytes, pos + fuse_entry_out.size, rec - fuse_entry_out.size, e.dirent.ino, e.dirent.off, e.dirent.type, e.dirent.name);
   return rec;
 }
 
@@ -141,7 +140,7 @@ export function packDirents(
     checkName(d.name);
     const rec = direntSize(d.name.byteLength);
     if (rec > limit - size) break;
-    writeRecord(view, bytes, base + size, rec, d);
+    writeRecord(view, bytes, base + size, rec, d.ino, d.off, d.type, d.name);
     size += rec;
   }
   return { count: i - start, size };
@@ -167,10 +166,71 @@ export function packDirentplus(
     const rec = direntplusSize(e.dirent.name.byteLength);
     if (rec > limit - size) break;
     fuse_entry_out.write(view, base + size, e.entry_out);
-    writeRecord(view, bytes, base + size + fuse_entry_out.size, rec - fuse_entry_out.size, e.dirent);
+    const d = e.dirent;
+    writeRecord(view, bytes, base + size + fuse_entry_out.size, rec - fuse_entry_out.size, d.ino, d.off, d.type, d.name);
     size += rec;
   }
   return { count: i - start, size };
+}
+
+/**
+ * A readdir reply body packed as the filesystem adds entries (its DirentSink): records go into `bytes`
+ * while they fit, the first that does not is refused and ends the listing. With READDIRPLUS the
+ * filesystem asks fits() before it looks an entry up, since each entry sent counts as a lookup.
+ */
+export class DirentPacker {
+  /** Entries packed. */
+  count = 0;
+  /** Bytes packed. */
+  size = 0;
+  /** Size of the first record refused, 0 while none was. */
+  refused = 0;
+  private readonly view: DataView;
+  private readonly room: number;
+
+  constructor(
+    /** The records, from its start. */
+    readonly bytes: Uint8Array,
+    readonly plus: boolean,
+  ) {
+    this.view = viewOf(bytes);
+    this.room = bytes.byteLength;
+  }
+
+  /** Whether an entry whose name has `nameLen` bytes still fits. */
+  fits(nameLen: number): boolean {
+    return (this.plus ? direntplusSize(nameLen) : direntSize(nameLen)) <= this.room - this.size;
+  }
+
+  /** Bytes left for records. */
+  get left(): number {
+    return this.room - this.size;
+  }
+
+  /**
+   * Packs one entry (READDIRPLUS: with its entry_out, nodeid 0 for "no attributes"); false when it
+   * does not fit (nothing written). Names are copied: `name` may be a view of a reused buffer.
+   */
+  add(ino: bigint, off: bigint, type: number, name: Uint8Array, entry?: FuseEntryOutReply): boolean {
+    checkName(name);
+    const n = name.byteLength;
+    const rec = this.plus ? direntplusSize(n) : direntSize(n);
+    if (rec > this.room - this.size) {
+      if (this.refused === 0) this.refused = rec;
+      return false;
+    }
+    const pos = this.bytes.byteOffset + this.size;
+    let at = pos;
+    if (this.plus) {
+      if (!entry) throw new RangeError('READDIRPLUS entry without its entry_out');
+      fuse_entry_out.write(this.view, pos, entry);
+      at += fuse_entry_out.size;
+    }
+    writeRecord(this.view, this.bytes, at, pos + rec - at, ino, off, type, name);
+    this.size += rec;
+    this.count++;
+    return true;
+  }
 }
 
 /** Result of a readdir reply: `count` entries packed, `len` bytes written (header included). */

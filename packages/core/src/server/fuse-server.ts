@@ -20,8 +20,6 @@ import {
   encodeXattrSizeReply,
 } from '../fuse/reply';
 import {
-  direntplusSize,
-  direntSize,
   fuse_attr_out,
   fuse_entry_out,
   fuse_init_out,
@@ -34,10 +32,10 @@ import {
   type FuseInitIn,
   type FuseOpenOut,
 } from '../fuse/structs';
-import { packDirents, packDirentplus } from '../fuse/dirent';
+import { DirentPacker } from '../fuse/dirent';
 import type { Struct } from '../fuse/layout';
 import { then } from '../awaitable';
-import { FsError, type DirEntry, type FileSystem, type MigrationState, type ReadTarget, type RequestContext } from '../filesystem';
+import { FsError, type FileSystem, type MigrationState, type ReadTarget, type RequestContext } from '../filesystem';
 import type { ReplyWriter } from './reply-writer';
 
 const ALWAYS_OFFERED = FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_MAX_PAGES | FUSE_INIT_EXT;
@@ -213,11 +211,12 @@ export class FuseServer {
       case FuseOpcode.FUSE_READDIR:
       case FuseOpcode.FUSE_READDIRPLUS: {
         if (!fs.readdir) return missing();
-        const plus = req.opcode === FuseOpcode.FUSE_READDIRPLUS;
         // Only what the chain can carry is asked for and packed (the kernel goes on from the last cookie).
         const size = Math.min(req.arg.size, bodyRoom(out));
         const r = size === req.arg.size ? req : withSize(req, size);
-        return then(fs.readdir(ctx, r, plus), (entries) => this.writeDirents(out, u, entries, req.arg.size, size, plus));
+        // Only the packed bytes are sent: no need to zero the rest.
+        const sink = new DirentPacker(Buffer.allocUnsafe(size), req.opcode === FuseOpcode.FUSE_READDIRPLUS);
+        return then(fs.readdir(ctx, r, sink), () => this.writeDirents(out, u, sink, req.arg.size));
       }
       case FuseOpcode.FUSE_FLUSH:
         return fs.flush ? then(fs.flush(ctx, req), done) : missing();
@@ -338,16 +337,11 @@ export class FuseServer {
     return [];
   }
 
-  /** Packs into `room` bytes (at most the `asked` size); an empty body would say "end of directory". */
-  private writeDirents(out: ReplyWriter, u: bigint, entries: DirEntry[], asked: number, room: number, plus: boolean): void {
-    const body = Buffer.alloc(room);
-    const { count, size } = plus ? packDirentplus(body, 0, room, toPlus(entries)) : packDirents(body, 0, room, entries);
-    if (count === 0 && entries.length > 0) {
-      const first = entries[0].name.length;
-      // The first entry fits the size asked but not the chain: the reply cannot be written.
-      if ((plus ? direntplusSize(first) : direntSize(first)) <= asked) return out.error(u, EIO);
-    }
-    writeData(out, u, body.subarray(0, size));
+  /** The packed entries; none packed while one was refused would say "end of directory". */
+  private writeDirents(out: ReplyWriter, u: bigint, sink: DirentPacker, asked: number): void {
+    // The first entry fits the size asked but not the chain: the reply cannot be written.
+    if (sink.count === 0 && sink.refused > 0 && sink.refused <= asked) return out.error(u, EIO);
+    writeData(out, u, sink.bytes.subarray(0, sink.size));
   }
 }
 
@@ -369,11 +363,4 @@ function zeroInit(): Parameters<typeof encodeInitReply>[3] {
     map_alignment: 0,
     flags2: 0,
   };
-}
-
-function toPlus(entries: DirEntry[]) {
-  return entries.map((e) => {
-    if (!e.entry) throw new FsError(EIO, 'READDIRPLUS entry without its lookup');
-    return { entry_out: e.entry, dirent: { ino: e.ino, off: e.off, type: e.type, name: e.name } };
-  });
 }

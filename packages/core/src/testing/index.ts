@@ -2,3 +2,4 @@
 // benchmarks. Never imported by production code.
 export * from './fuse-client';
 export { runLoad, type LoadSpec, type LoadResult } from './getattr-load';
+export * from './dirent-collector';

@@ -5,6 +5,7 @@ import {
   decodeSecctx,
   direntplusSize,
   direntSize,
+  DirentPacker,
   direntTypeFromMode,
   DT_DIR,
   DT_LNK,
@@ -138,6 +139,25 @@ describe('fuse_direntplus records', () => {
     const entries = [plus('a', 2n, 1n), plus('b', 3n, 2n), plus('c', 4n, 3n)];
     const b = Buffer.alloc(16 + 400);
     expect(encodeReaddirplusReply(b, 0, 1n, 400, entries)).toEqual({ count: 2, len: 16 + 320 });
+  });
+
+  it('the packer a filesystem adds to: the same records, the first that does not fit refused and remembered', () => {
+    const entries = [plus('a', 2n, 1n), plus('123456789', 3n, 2n), plus('c', 4n, 3n)];
+    const want = Buffer.alloc(400);
+    const packed = encodeReaddirplusReply(want, 0, 1n, 400 - 16, entries);
+    expect(packed.count).toBe(2);
+    const sink = new DirentPacker(Buffer.alloc(400 - 16, 0xff), true);
+    expect(sink.fits(1)).toBe(true);
+    for (const e of entries) if (!sink.add(e.dirent.ino, e.dirent.off, e.dirent.type, e.dirent.name, e.entry_out)) break;
+    expect([sink.count, sink.size, sink.refused]).toEqual([2, 160 + 168, 160]);
+    expect(sink.fits(1)).toBe(false);
+    expect(hex(sink.bytes.subarray(0, sink.size))).toBe(hex(want.subarray(16, 16 + sink.size)));
+    // READDIRPLUS without an entry_out, and names the kernel would refuse, are bugs of the filesystem.
+    expect(() => new DirentPacker(Buffer.alloc(400), true).add(2n, 1n, DT_REG, Buffer.from('a'))).toThrow(RangeError);
+    expect(() => new DirentPacker(Buffer.alloc(400), false).add(2n, 1n, DT_REG, Buffer.from('a/b'))).toThrow(RangeError);
+    const plain = new DirentPacker(Buffer.alloc(64 + 31), false);
+    expect([plain.add(2n, 1n, DT_REG, Buffer.from('x')), plain.add(3n, 2n, DT_DIR, Buffer.from('y')), plain.add(4n, 3n, DT_REG, Buffer.from('z'))]).toEqual([true, true, false]);
+    expect(parseDirents(Buffer.from(plain.bytes.subarray(0, plain.size))).map((e) => e.name)).toEqual(['x', 'y']);
   });
 });
 

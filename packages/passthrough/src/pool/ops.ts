@@ -30,10 +30,15 @@ export interface OpTable {
    * getdents64 from `offset` (a cookie from a previous entry, 0 at the start) until `size` bytes of
    * fuse_dirent (or fuse_direntplus when `plus`) records are filled; with `plus` each entry but '.' and
    * '..' is looked up (a new O_PATH fd and its stat). Entries that vanished before their lookup are left out.
-   * Inline only (a function does not cross to a worker), `known` is asked first with the entry's stat
-   * by name: true means the caller holds that inode already, and no fd is opened (the entry has its stat only).
+   * Inline only (a function does not cross to a worker): `known` is asked first with the entry's stat
+   * by name: true means the caller holds that inode already, and no fd is opened (the entry has its stat
+   * only); `fits` replaces the sizing by `size`, and `emit` takes each entry as it is read (its name a
+   * view valid during the call; false ends the listing) instead of the result.
    */
-  readdir: { req: { fd: number; offset: bigint; size: number; plus: boolean; known?: (stat: StatRecord) => boolean }; res: ReaddirEntry[] };
+  readdir: {
+    req: { fd: number; offset: bigint; size: number; plus: boolean; known?: (stat: StatRecord) => boolean; fits?: (nameLen: number) => boolean; emit?: (e: ReaddirEntry) => boolean };
+    res: ReaddirEntry[];
+  };
   /**
    * openat(dirFd, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode with umask applied); plus an O_PATH fd
    * of the new inode. With killSuidgid, an existing file it truncates loses its set-id bits (KILLPRIV_V2).

@@ -58,7 +58,7 @@ import {
   unlinkat,
   utimensFd,
 } from '../sys/libc';
-import { EACCES, EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, EPERM, ERANGE, sliceViews, viewsLength } from '@vfsd/core/abi';
+import { EACCES, EEXIST, EINTR, ENODATA, ENOENT, EOPNOTSUPP, EPERM, ERANGE, direntplusSize, direntSize, sliceViews, viewsLength } from '@vfsd/core/abi';
 import { useCred } from '../sys/creds';
 import { fstatRecord, statAtRecord } from '../sys/stat';
 import { FD_ONLY_KINDS, type CancelToken, type Created, type NewMode, type Op, type OpKind, type OpOutcome, type OpResult, type ReaddirEntry, type StatfsRecord } from './ops';
@@ -115,11 +115,6 @@ function isDotOrDotDot(name: Uint8Array): boolean {
   return name[0] === DOT && (name.length === 1 || (name.length === 2 && name[1] === DOT));
 }
 
-/** Size of one record in a READDIR (fuse_dirent) or READDIRPLUS (fuse_direntplus) reply. */
-export function direntRecordSize(nameLen: number, plus: boolean): number {
-  return ((plus ? 152 : 24) + nameLen + 7) & ~7;
-}
-
 const DIRENT_BUF = 32 * 1024;
 
 /** getdents64's buffer, reused (names are copied out): 8-aligned for the typed views of each record. */
@@ -129,13 +124,20 @@ const direntU64 = new BigUint64Array(direntBuf);
 const direntI64 = new BigInt64Array(direntBuf);
 const direntU16 = new Uint16Array(direntBuf);
 
+/**
+ * getdents64 from op.offset on. Inline, each entry goes to op.emit as it is read (its name a view of
+ * the reused buffer), op.fits asked before a lookup; in a worker they are collected, as many as
+ * op.size bytes of the reply's records hold (the same record sizes the server packs).
+ */
 function readdir(op: Op<'readdir'>): ReaddirEntry[] {
-  const { fd, size, plus, known } = op;
+  const { fd, plus, known, emit } = op;
   const out: ReaddirEntry[] = [];
+  let left = op.size;
+  const fits = op.fits ?? ((n: number) => (plus ? direntplusSize(n) : direntSize(n)) <= left);
   const seek = lseek(fd, op.offset, SEEK_SET);
   if (seek < 0n) check('lseek', Number(seek));
   const buf = direntBytes;
-  let used = 0;
+  let added = 0;
   for (;;) {
     const n = check('getdents64', getdents64(fd, buf));
     if (n === 0) return out;
@@ -146,30 +148,34 @@ function readdir(op: Op<'readdir'>): ReaddirEntry[] {
       const reclen = direntU16[(pos >>> 1) + 8];
       const type = buf[pos + 18];
       const nameEnd = buf.indexOf(0, pos + 19);
-      const name = Buffer.from(buf.subarray(pos + 19, nameEnd < 0 || nameEnd > pos + reclen ? pos + reclen : nameEnd));
+      const view = buf.subarray(pos + 19, nameEnd < 0 || nameEnd > pos + reclen ? pos + reclen : nameEnd);
       pos += reclen;
-      const rec = direntRecordSize(name.length, plus);
-      if (used + rec > size) return out;
-      const entry: ReaddirEntry = { ino, off, type, name };
-      if (plus && !isDotOrDotDot(name)) {
+      if (!fits(view.length)) return out;
+      const entry: ReaddirEntry = { ino, off, type, name: emit ? view : Buffer.from(view) };
+      if (plus && !isDotOrDotDot(view)) {
         try {
           // An inode the caller holds needs only its stat by name: one statx instead of openat, statx and close.
-          const st = known ? statAtRecord(fd, name) : undefined;
+          const st = known ? statAtRecord(fd, view) : undefined;
           if (st && known!(st)) entry.stat = st;
           else {
-            const found = lookupAt(fd, name);
+            const found = lookupAt(fd, view);
             entry.fd = found.fd;
             entry.stat = found.stat;
           }
         } catch (err) {
           // Removed since getdents: leave it out. Another failure ends the listing here (or fails it).
           if (errnoOf(err) === ENOENT) continue;
-          if (out.length === 0) throw err;
+          if (added === 0) throw err;
           return out;
         }
       }
-      out.push(entry);
-      used += rec;
+      added++;
+      if (emit) {
+        if (!emit(entry)) return out;
+      } else {
+        out.push(entry);
+        left -= plus ? direntplusSize(view.length) : direntSize(view.length);
+      }
     }
   }
 }
