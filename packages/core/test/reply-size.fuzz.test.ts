@@ -25,7 +25,7 @@ import { scatterInto } from '../src/io-views';
 import { FuseServer } from '../src/server/fuse-server';
 import { ReplyWriter } from '../src/server/reply-writer';
 import { RequestHandle } from '../src/virtio-fs/request-context';
-import { fuzz } from './fuzz';
+import { fuzz } from '@vfsd/vhost/testing';
 import { request } from './fuse/helpers';
 
 const CANARY = 0xee;

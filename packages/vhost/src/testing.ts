@@ -4,3 +4,4 @@ export * from './devices/echo-device';
 export * from './frontend/guest-ram';
 export * from './frontend/driver-queue';
 export * from './frontend/simulated-frontend';
+export * from './fuzz';

@@ -125,6 +125,14 @@ describe('dirty-page log for live migration', () => {
     expect(e.log.lines.some((l) => /SET_LOG_BASE: cannot map the dirty log/.test(l))).toBe(true);
   });
 
+  test('a log larger than its fd is refused before it is mapped (a mark past the end would be SIGBUS)', async () => {
+    const fe = await SimulatedFrontend.connect(e.socketPath);
+    await fe.negotiate({ numQueues: 1, migration: true });
+    fe.request(Request.SET_LOG_BASE, encodeLog({ mmap_size: BigInt(LOG_BYTES), mmap_offset: BigInt(LOG_BYTES) }), { fds: [log.fd] }).catch(() => undefined);
+    await fe.closed;
+    expect(e.log.lines.some((l) => /SET_LOG_BASE: cannot map the dirty log .*: dirty log fd is \d+ bytes, the log needs \d+/.test(l))).toBe(true);
+  });
+
   test('SET_LOG_BASE without LOG_SHMFD is refused', async () => {
     const fe = await SimulatedFrontend.connect(e.socketPath);
     await fe.negotiate({ numQueues: 1 });

@@ -16,7 +16,7 @@ import {
   type DirentEntry,
   type DirentplusEntry,
 } from '../../src/fuse';
-import { fuzz } from '../fuzz';
+import { fuzz } from '@vfsd/vhost/testing';
 
 const CANARY = 0xee;
 

@@ -19,7 +19,7 @@ import {
   type DecodeOptions,
 } from '../../src/fuse';
 import { bytesJoined, bytesViews, type Bytes } from '../../src/io-views';
-import { fuzz } from '../fuzz';
+import { fuzz } from '@vfsd/vhost/testing';
 import { request } from './helpers';
 
 const OPCODES = Object.values(Op).filter((v): v is Op => typeof v === 'number');

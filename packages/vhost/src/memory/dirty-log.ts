@@ -3,6 +3,7 @@
 // VHOST_F_LOG_ALL, every byte the back-end writes into guest memory (reply data, used-ring entries)
 // has its page marked, so that QEMU sends that page again. QEMU reads and clears the bitmap while we
 // write it: bits are set with atomic ORs.
+import * as fs from 'fs';
 import { closeFd } from '../sys/close-fd';
 import { signalEventFd } from '../sys/eventfd';
 import { MAP_SHARED, Mapping, PROT_READ, PROT_WRITE, mmap, munmap } from '../sys/libc';
@@ -23,6 +24,9 @@ export class DirtyLog {
 
   constructor(fd: number, size: number, offset: number) {
     if (!Number.isSafeInteger(size) || !Number.isSafeInteger(offset) || size <= 0 || offset < 0) throw new RangeError(`dirty log of ${size} bytes at offset ${offset}`);
+    // A bitmap past the file's end would map, and the first mark there would kill us with SIGBUS.
+    const st = fs.fstatSync(fd);
+    if (st.isFile() && st.size < offset + size) throw new RangeError(`dirty log fd is ${st.size} bytes, the log needs ${offset + size}`);
     const aligned = offset - (offset % MMAP_ALIGN);
     this.mapping = mmap(size + offset - aligned, PROT_READ | PROT_WRITE, MAP_SHARED, fd, aligned);
     this.bits = new Uint8Array(this.mapping.buffer.buffer, this.mapping.buffer.byteOffset + (offset - aligned), size);

@@ -1,3 +1,4 @@
+// Test tooling: fast-check targets run under jest (see testing.ts).
 // Each fuzz target runs twice: with a fixed seed (the same inputs on every run, so that a failure in
 // CI reproduces anywhere) and with a fresh seed, in the test's name and in fast-check's error (with
 // the path to the shrunk case), so a failure it finds can be replayed: FUZZ_SEED=<seed> reruns it.
