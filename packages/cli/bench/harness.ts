@@ -12,6 +12,8 @@ export const LOADGEN_SRC = path.join(REPO, 'packages', 'cli', 'bench', 'loadgen'
 export const CACHE_DIR = path.join(REPO, '.bench');
 export const PEER = '/usr/lib/qemu/virtiofsd';
 const VFSD_BIN = path.join(REPO, 'packages', 'cli', 'bin', 'vfsd');
+/** The node options the vfsd command runs with (its #! line), for starting it as `node OPTIONS vfsd`. */
+const VFSD_NODE_OPTIONS = fs.readFileSync(VFSD_BIN, 'utf8').split('\n')[0].split(/\s+/).filter((a) => a.startsWith('--'));
 
 // ---------- children and tmp dirs, cleaned up whatever happens ----------
 
@@ -181,7 +183,7 @@ export async function startDaemon(cfg: DaemonConfig, share: string, dir: string)
   const socket = path.join(dir, `${cfg.key}.sock`);
   const [cmd, args, env] =
     cfg.kind === 'vfsd'
-      ? [process.execPath, [VFSD_BIN, '--socket-path', socket, '--shared-dir', share, '--cache', 'never', '--thread-pool-size', String(cfg.pool), '--request-queues', String(cfg.queues), '--log-level', 'warn', ...(cfg.args ?? [])], process.env]
+      ? [process.execPath, [...VFSD_NODE_OPTIONS, VFSD_BIN, '--socket-path', socket, '--shared-dir', share, '--cache', 'never', '--thread-pool-size', String(cfg.pool), '--request-queues', String(cfg.queues), '--log-level', 'warn', ...(cfg.args ?? [])], process.env]
       : // With a pool the C daemon's seccomp filter kills it (SIGSYS) unless malloc keeps few arenas.
         [PEER, [`--socket-path=${socket}`, '-o', `source=${share}`, '-o', 'cache=none', `--thread-pool-size=${cfg.pool}`, ...(cfg.args ?? [])], cfg.pool > 0 ? { ...process.env, MALLOC_ARENA_MAX: '4' } : process.env];
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env, detached: true });
@@ -322,7 +324,7 @@ export async function runLoadgen(bin: string, args: string[], timeoutMs: number,
   try {
     for await (const l of run.lines) {
       if (typeof l.fatal === 'string') throw new PointError(l.fatal);
-      if ('ops' in l) results.push(l as unknown as LoadResult);
+      if ('workload' in l) results.push(l as unknown as LoadResult);
       if (onLine) await onLine(l);
       if ('hold' in l || 'mark' in l) run.ack();
     }

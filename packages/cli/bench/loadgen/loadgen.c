@@ -19,9 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum kind { K_GETATTR, K_LOOKUP, K_READ4K, K_WRITE4K, K_READ1M, K_CREATE, K_READDIRPLUS, K_MIX, K_SETLKW_GETATTR, K_LOOKUP_MANY, K_SETLKW };
-static const char *const kind_names[] = { "getattr", "lookup", "read4k", "write4k", "read1m", "create", "readdirplus", "mix", "setlkw-getattr", "lookup-many" };
-#define NKINDS 10
+enum kind { K_GETATTR, K_LOOKUP, K_READ4K, K_WRITE4K, K_READ1M, K_CREATE, K_READDIRPLUS, K_MIX, K_SETLKW_GETATTR, K_LOOKUP_MANY, K_SOAK, K_SETLKW, K_SETLK };
+static const char *const kind_names[] = { "getattr", "lookup", "read4k", "write4k", "read1m", "create", "readdirplus", "mix", "setlkw-getattr", "lookup-many", "soak" };
+#define NKINDS 11
 enum { PH_WARMUP, PH_MEASURE, PH_STOP };
 
 #define FILE_SIZE (64ull << 20)
@@ -140,6 +140,10 @@ static int start_op(struct worker *w, struct slot *s, uint64_t now) {
   if (kind == K_MIX) {
     uint64_t r = rnd(w) % 10;
     kind = r < 4 ? K_GETATTR : r < 7 ? K_LOOKUP : r < 9 ? K_READ4K : K_WRITE4K;
+  } else if (kind == K_SOAK) {
+    /* npm run soak: every kind of request a guest keeps sending, listings of 1,000 entries rarely. */
+    uint64_t r = rnd(w) % 100;
+    kind = r < 28 ? K_GETATTR : r < 48 ? K_LOOKUP : r < 63 ? K_READ4K : r < 78 ? K_WRITE4K : r < 88 ? K_CREATE : r < 98 ? K_SETLK : K_READDIRPLUS;
   } else if (kind == K_SETLKW_GETATTR) kind = K_GETATTR;
   s->kind = kind;
   s->t0 = now;
@@ -176,6 +180,15 @@ static int start_op(struct worker *w, struct slot *s, uint64_t now) {
     if (i >= cfg.count) return 0;
     snprintf(s->name, sizeof s->name, "f%06ld", i);
     req_name(w, s, FUSE_LOOKUP, many_node, s->name, 0, sizeof(struct fuse_entry_out));
+    break;
+  }
+  case K_SETLK: {
+    /* A write lock on a range of its own (no conflicts: errors would be the daemon's), then its unlock. */
+    struct fuse_lk_in *a = args_of(s);
+    uint64_t id = (uint64_t)w->qi * MAX_SLOTS + (uint64_t)(s - w->slots);
+    *a = (struct fuse_lk_in){ .fh = lock_fh, .owner = 0x10000 + id, .lk = { id * 16, id * 16 + 15, F_WRLCK, 1 } };
+    s->step = 0;
+    req(w, s, FUSE_SETLK, lock_node, sizeof *a, 0, 0, 16);
     break;
   }
   case K_SETLKW: {
@@ -245,6 +258,15 @@ static int on_reply(struct worker *w, struct slot *s, uint32_t len, uint64_t now
   case FUSE_RELEASE:
     req_name(w, s, FUSE_UNLINK, cr_node, s->name, 0, 0);
     return 0;
+  case FUSE_SETLK:
+    if (s->step == 0) {
+      struct fuse_lk_in *a = args_of(s);
+      a->lk.type = F_UNLCK;
+      s->step = 1;
+      req(w, s, FUSE_SETLK, lock_node, sizeof *a, 0, 0, 16);
+      return 0;
+    }
+    break;
   case FUSE_UNLINK:
     forget_one(s->nodeid); /* the kernel drops the unlinked inode at once */
     break;
@@ -388,6 +410,12 @@ static void setup_phase(struct worker *w, int kind) {
     lock_node = setup_lookup(w, 1, "lock.txt");
     lock_fh = setup_open(w, lock_node, O_RDWR);
     break;
+  case K_SOAK:
+    cr_node = setup_lookup(w, 1, "cr");
+    dir_node = setup_lookup(w, 1, "dir1000");
+    lock_node = setup_lookup(w, 1, "lock.txt");
+    lock_fh = setup_open(w, lock_node, O_RDWR);
+    /* fall through */
   case K_MIX: file_node = setup_lookup(w, 1, "file.txt"); /* fall through */
   case K_READ4K: case K_READ1M: case K_WRITE4K:
     data_node = setup_lookup(w, 1, "data.bin");
@@ -450,6 +478,22 @@ static double cpu_us(void) {
   return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+/* --report S: a line every S seconds of the timed window with the ops and errors so far (read
+ * from the workers' counters as they go: a report, not a measurement). */
+static void report_every(double every, double seconds) {
+  uint64_t t0 = now_ns();
+  for (double t = every;; t += every) {
+    double left = seconds - (t - every);
+    if (left <= 0) return;
+    sleep_watching(left < every ? left : every);
+    uint64_t ops = 0, errors = 0, bad = 0;
+    for (int i = 0; i < nworkers; i++) ops += workers[i].ops, errors += workers[i].errors, bad += workers[i].bad;
+    printf("{\"report\":%.3f,\"ops\":%llu,\"errors\":%llu,\"bad\":%llu}\n", (double)(now_ns() - t0) / 1e9, (unsigned long long)ops,
+           (unsigned long long)errors, (unsigned long long)bad);
+    fflush(stdout);
+  }
+}
+
 static void run_phase(int kind) {
   cur_kind = kind;
   atomic_store(&phase, kind == K_LOOKUP_MANY ? PH_MEASURE : PH_WARMUP);
@@ -475,7 +519,8 @@ static void run_phase(int kind) {
     t0 = now_ns();
     c0 = cpu_us();
     atomic_store(&phase, PH_MEASURE);
-    sleep_watching(cfg.seconds);
+    if (cfg.report > 0) report_every(cfg.report, cfg.seconds);
+    else sleep_watching(cfg.seconds);
     mark("end");
     stop_at = now_ns();
     atomic_store(&phase, PH_STOP);
@@ -541,7 +586,7 @@ static size_t body_for(int kind) {
   switch (kind) {
   case K_READ4K: case K_MIX: return 4096;
   case K_READ1M: return 1u << 20;
-  case K_READDIRPLUS: return RDP_BUF;
+  case K_READDIRPLUS: case K_SOAK: return RDP_BUF;
   default: return 256;
   }
 }
@@ -561,6 +606,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--queues")) cfg.queues = atoi(v), i++;
     else if (!strcmp(a, "--seconds")) cfg.seconds = atof(v), i++;
     else if (!strcmp(a, "--warmup")) cfg.warmup = atof(v), i++;
+    else if (!strcmp(a, "--report")) cfg.report = atof(v), i++;
     else if (!strcmp(a, "--count")) cfg.count = atol(v), i++;
     else if (!strcmp(a, "--dir-entries")) cfg.dir_entries = atoi(v), i++;
     else die("unknown option %s", a);

@@ -83,6 +83,7 @@ struct cfg {
   const char *workloads;
   int depth, queues;
   double seconds, warmup;
+  double report;           /* --report: seconds between progress lines (0: none) */
   int self_echo, hold, marks;
   long count;              /* lookup-many */
   int dir_entries;         /* readdirplus: expected named entries */
