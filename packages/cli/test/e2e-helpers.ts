@@ -45,10 +45,11 @@ export interface Daemon {
   cleanup(): void;
 }
 
-export function startDaemon(args: string[] = [], prepare?: (share: string) => void): Daemon {
+/** A vfsd on a share of its own, or on `sharedDir` (which it then leaves in place: another daemon may serve it too). */
+export function startDaemon(args: string[] = [], prepare?: (share: string) => void, sharedDir?: string): Daemon {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-e2e-'));
-  const share = path.join(dir, 'share');
-  fs.mkdirSync(share);
+  const share = sharedDir ?? path.join(dir, 'share');
+  if (!sharedDir) fs.mkdirSync(share);
   prepare?.(share);
   const sock = path.join(dir, 'vfsd.sock');
   const child = spawn(process.execPath, [BIN, '--socket-path', sock, '--shared-dir', share, '--log-level', 'debug', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -8,6 +8,10 @@
  *   guestctl FILE setlkw           waits for a write lock on the whole file, prints "acquired after N ms"
  *   guestctl FILE hold             takes a write lock at once (or fails), prints "held", releases at EOF on stdin
  *   guestctl FILE flock            takes flock(LOCK_EX|LOCK_NB), prints "flocked" (or fails)
+ *   guestctl FILE hold-flock|hold-ofd
+ *                                  as hold, with flock(LOCK_EX|LOCK_NB) or an OFD write lock
+ *   guestctl FILE wait-flock|wait-ofd
+ *                                  as setlkw, with flock(LOCK_EX) or F_OFD_SETLKW
  *   guestctl FILE setxattr K V     sets extended attribute K to V
  *   guestctl FILE getxattr K       prints the value of K
  *   guestctl FILE mmap-write TEXT  writes TEXT at offset 0 through a shared mapping, msync
@@ -20,6 +24,7 @@
  *                                  looks NAME up again and closes both; prints what each step saw.
  *                                  VICTIM: also held open from the start, and fstat'ed after GO
  *                                  ("victim: ok" or "victim: <error>"), for a file the host deletes */
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -94,8 +99,15 @@ int main(int argc, char **argv) {
     printf("acquired after %lld ms\n", now_ms() - t0);
     return 0;
   }
-  if (!strcmp(cmd, "hold")) {
-    if (fcntl(fd, F_SETLK, &fl) < 0) return fail("F_SETLK");
+  if (!strcmp(cmd, "wait-flock") || !strcmp(cmd, "wait-ofd")) {
+    long long t0 = now_ms();
+    if (cmd[5] == 'f' ? flock(fd, LOCK_EX) < 0 : fcntl(fd, F_OFD_SETLKW, &fl) < 0) return fail(cmd);
+    printf("acquired after %lld ms\n", now_ms() - t0);
+    return 0;
+  }
+  if (!strcmp(cmd, "hold") || !strcmp(cmd, "hold-flock") || !strcmp(cmd, "hold-ofd")) {
+    int r = !strcmp(cmd, "hold") ? fcntl(fd, F_SETLK, &fl) : cmd[5] == 'f' ? flock(fd, LOCK_EX | LOCK_NB) : fcntl(fd, F_OFD_SETLK, &fl);
+    if (r < 0) return fail(cmd);
     printf("held\n");
     fflush(stdout);
     char buf[64];
