@@ -92,3 +92,8 @@ export async function exitWithin(d: Daemon, ms: number): Promise<number | null |
   if (r === 'killed') d.child.kill('SIGKILL');
   return r;
 }
+
+/** The rest of the line of `output` that starts with `key ` (a guest script's "key value" lines). */
+export function lineValue(output: string, key: string): string | undefined {
+  return new RegExp(`^${key} (.*)$`, 'm').exec(output)?.[1];
+}

@@ -6,7 +6,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { exitWithin, guest, startDaemon } from './e2e-helpers';
+import { exitWithin, guest, lineValue, startDaemon } from './e2e-helpers';
 import { setxattr } from '@vfsd/passthrough/dist/src/sys/libc';
 
 jest.setTimeout(180_000);
@@ -46,7 +46,7 @@ test('submounts, POSIX ACLs and the writeback cache as a real guest uses them', 
     const r = await guest.runGuest({ socket: d.sock, tag: 'vfsdfeat', script: SCRIPT, timeoutSec: 150, daemonPid: d.child.pid });
     expect(r.harnessError).toBeNull();
     if (!/^done$/m.test(r.output)) console.log(`guest output:\n${r.output}\n${r.stderr}`);
-    const v = (k: string): string | undefined => new RegExp(`^${k} (.*)$`, 'm').exec(r.output)?.[1];
+    const v = (k: string): string | undefined => lineValue(r.output, k);
     expect(r.output).toMatch(/^done$/m);
     // The tmpfs is a mount of its own in the guest: another st_dev, another virtiofs line.
     expect(v('tmp-dev')).not.toBe(v('root-dev'));

@@ -5,7 +5,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { exitWithin, guest, startDaemon } from './e2e-helpers';
+import { exitWithin, guest, lineValue, startDaemon } from './e2e-helpers';
 
 jest.setTimeout(180_000);
 
@@ -35,7 +35,7 @@ test('a full filesystem: the guest sees ENOSPC, the daemon goes on, and writes s
     const r = await guest.runGuest({ socket: d.sock, tag: 'vfsdfull', script: ENOSPC_SCRIPT, timeoutSec: 150, daemonPid: d.child.pid });
     if (!/^done$/m.test(r.output)) console.log(`guest output:\n${r.output}\n${r.stderr}`);
     expect(r.harnessError).toBeNull();
-    const v = (k: string): string | undefined => new RegExp(`^${k} (.*)$`, 'm').exec(r.output)?.[1];
+    const v = (k: string): string | undefined => lineValue(r.output, k);
     expect(Number(v('dd-error'))).toBeGreaterThan(0);
     // It filled what there was, no more (tmpfs counts whole pages).
     expect(Number(v('fill-bytes'))).toBeGreaterThan(0);
@@ -97,7 +97,7 @@ test("the daemon's open-file limit: the guest sees EMFILE, the daemon goes on, a
     const { fds, limit } = await limited;
     if (!/^done$/m.test(r.output)) console.log(`guest output:\n${r.output}\n${r.stderr}`);
     expect(r.harnessError).toBeNull();
-    const v = (k: string): string | undefined => new RegExp(`^${k} (.*)$`, 'm').exec(r.output)?.[1];
+    const v = (k: string): string | undefined => lineValue(r.output, k);
     console.log(`daemon had ${fds} fds, limit set to ${limit}; guest held ${v('held')} of ${FILES} files open, ${v('emfile')} opens failed`);
     expect(Number(v('emfile'))).toBeGreaterThan(0);
     expect(Number(v('held'))).toBeGreaterThan(0);

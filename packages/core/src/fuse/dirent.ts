@@ -119,61 +119,6 @@ export interface PackResult {
 }
 
 /**
- * Packs entries[start..] as fuse_dirent records into at most `maxSize` bytes
- * at `offset` (and within `bytes`), stopping at the first that does not fit.
- */
-export function packDirents(
-  bytes: Uint8Array,
-  offset: number,
-  maxSize: number,
-  entries: readonly DirentEntry[],
-  start = 0,
-): PackResult {
-  checkRange(bytes, offset, 0, 'dirents');
-  const limit = Math.min(maxSize, bytes.byteLength - offset);
-  const view = viewOf(bytes);
-  const base = bytes.byteOffset + offset;
-  let size = 0;
-  let i = start;
-  for (; i < entries.length; i++) {
-    const d = entries[i];
-    checkName(d.name);
-    const rec = direntSize(d.name.byteLength);
-    if (rec > limit - size) break;
-    writeRecord(view, bytes, base + size, rec, d.ino, d.off, d.type, d.name);
-    size += rec;
-  }
-  return { count: i - start, size };
-}
-
-/** As packDirents, with fuse_direntplus records. */
-export function packDirentplus(
-  bytes: Uint8Array,
-  offset: number,
-  maxSize: number,
-  entries: readonly DirentplusEntry[],
-  start = 0,
-): PackResult {
-  checkRange(bytes, offset, 0, 'direntplus');
-  const limit = Math.min(maxSize, bytes.byteLength - offset);
-  const view = viewOf(bytes);
-  const base = bytes.byteOffset + offset;
-  let size = 0;
-  let i = start;
-  for (; i < entries.length; i++) {
-    const e = entries[i];
-    checkName(e.dirent.name);
-    const rec = direntplusSize(e.dirent.name.byteLength);
-    if (rec > limit - size) break;
-    fuse_entry_out.write(view, base + size, e.entry_out);
-    const d = e.dirent;
-    writeRecord(view, bytes, base + size + fuse_entry_out.size, rec - fuse_entry_out.size, d.ino, d.off, d.type, d.name);
-    size += rec;
-  }
-  return { count: i - start, size };
-}
-
-/**
  * A readdir reply body packed as the filesystem adds entries (its DirentSink): records go into `bytes`
  * while they fit, the first that does not is refused and ends the listing. With READDIRPLUS the
  * filesystem asks fits() before it looks an entry up, since each entry sent counts as a lookup.
@@ -199,12 +144,16 @@ export class DirentPacker {
 
   /** Whether an entry whose name has `nameLen` bytes still fits. */
   fits(nameLen: number): boolean {
-    return (this.plus ? direntplusSize(nameLen) : direntSize(nameLen)) <= this.room - this.size;
+    return this.recordSize(nameLen) <= this.left;
   }
 
   /** Bytes left for records. */
   get left(): number {
     return this.room - this.size;
+  }
+
+  private recordSize(nameLen: number): number {
+    return this.plus ? direntplusSize(nameLen) : direntSize(nameLen);
   }
 
   /**
@@ -213,9 +162,8 @@ export class DirentPacker {
    */
   add(ino: bigint, off: bigint, type: number, name: Uint8Array, entry?: FuseEntryOutReply): boolean {
     checkName(name);
-    const n = name.byteLength;
-    const rec = this.plus ? direntplusSize(n) : direntSize(n);
-    if (rec > this.room - this.size) {
+    const rec = this.recordSize(name.byteLength);
+    if (rec > this.left) {
       if (this.refused === 0) this.refused = rec;
       return false;
     }
@@ -231,6 +179,49 @@ export class DirentPacker {
     this.count++;
     return true;
   }
+}
+
+/** A packer over at most `maxSize` bytes of `bytes` from `offset`. */
+function packerAt(bytes: Uint8Array, offset: number, maxSize: number, plus: boolean): DirentPacker {
+  checkRange(bytes, offset, 0, plus ? 'direntplus' : 'dirents');
+  return new DirentPacker(bytes.subarray(offset, offset + Math.min(maxSize, bytes.byteLength - offset)), plus);
+}
+
+/**
+ * Packs entries[start..] as fuse_dirent records into at most `maxSize` bytes
+ * at `offset` (and within `bytes`), stopping at the first that does not fit.
+ */
+export function packDirents(
+  bytes: Uint8Array,
+  offset: number,
+  maxSize: number,
+  entries: readonly DirentEntry[],
+  start = 0,
+): PackResult {
+  const p = packerAt(bytes, offset, maxSize, false);
+  let i = start;
+  for (; i < entries.length; i++) {
+    const d = entries[i];
+    if (!p.add(d.ino, d.off, d.type, d.name)) break;
+  }
+  return { count: i - start, size: p.size };
+}
+
+/** As packDirents, with fuse_direntplus records. */
+export function packDirentplus(
+  bytes: Uint8Array,
+  offset: number,
+  maxSize: number,
+  entries: readonly DirentplusEntry[],
+  start = 0,
+): PackResult {
+  const p = packerAt(bytes, offset, maxSize, true);
+  let i = start;
+  for (; i < entries.length; i++) {
+    const { dirent: d, entry_out } = entries[i];
+    if (!p.add(d.ino, d.off, d.type, d.name, entry_out)) break;
+  }
+  return { count: i - start, size: p.size };
 }
 
 /** Result of a readdir reply: `count` entries packed, `len` bytes written (header included). */

@@ -133,7 +133,8 @@ function readdir(op: Op<'readdir'>): ReaddirEntry[] {
   const { fd, plus, known, emit } = op;
   const out: ReaddirEntry[] = [];
   let left = op.size;
-  const fits = op.fits ?? ((n: number) => (plus ? direntplusSize(n) : direntSize(n)) <= left);
+  const recordSize = plus ? direntplusSize : direntSize;
+  const fits = op.fits ?? ((n: number) => recordSize(n) <= left);
   const seek = lseek(fd, op.offset, SEEK_SET);
   if (seek < 0n) check('lseek', Number(seek));
   const buf = direntBytes;
@@ -174,7 +175,7 @@ function readdir(op: Op<'readdir'>): ReaddirEntry[] {
         if (!emit(entry)) return out;
       } else {
         out.push(entry);
-        left -= plus ? direntplusSize(view.length) : direntSize(view.length);
+        left -= recordSize(view.length);
       }
     }
   }
