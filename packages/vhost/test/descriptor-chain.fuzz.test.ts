@@ -106,6 +106,9 @@ function model(descs: Desc[], size: number, head: number, indirect: boolean): Mo
     for (let count = 1; ; count++) {
       if (i >= n || count > n) return false;
       const d = t[i];
+      // No guest has memory at 2^53 or above: such an address is refused whatever the length, an
+      // empty buffer's too (the walker's rule; found by the random seed 2131224505).
+      if (d.addr >= 2 ** 53) return false;
       if (d.flags & VIRTQ_DESC_F_INDIRECT) {
         // 2.7.5.3.1: negotiated, not in an indirect table, no NEXT, a whole number of descriptors.
         if (nested || !indirect || d.flags & VIRTQ_DESC_F_NEXT || d.len === 0 || d.len % DESC_SIZE !== 0) return false;
@@ -170,6 +173,18 @@ function check(c: Case): void {
 
 describe('descriptor chain walker fuzz', () => {
   fuzz('answers what the spec says for any table a guest wrote: views of exactly its buffers, or ChainError', fc.property(caseArb, check), 5000);
+
+  test('an empty buffer at an address no guest has (2^53) is refused like any other there', () => {
+    const empty = { addr: 0, len: 0, flags: 0, next: 0 };
+    check({
+      queueSize: 8,
+      ring: [empty, empty, empty, { addr: 2 ** 53, len: 0, flags: 0, next: 0 }, empty, empty, { addr: 0, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 3 }, empty],
+      tables: [[empty], [empty]],
+      head: 6,
+      indirect: false,
+    });
+    expect(model([{ addr: 0, len: 1, flags: VIRTQ_DESC_F_NEXT, next: 1 }, { addr: 2 ** 53, len: 0, flags: 0, next: 0 }], 2, 0, false)).toBeNull();
+  });
 
   test('the cases the generator must reach are reached (valid chains, indirect ones, each kind of refusal)', () => {
     const seen = { ok: 0, indirectOk: 0, refused: 0 };
