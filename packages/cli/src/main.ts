@@ -129,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
           fs: new PassthroughFs({
             sharedDir: share,
             threadPoolSize: o.threadPoolSize,
+            queueThreads: o.queueThreads,
             cache: o.cache,
             xattr: o.xattr,
             readonly: o.readonly,
@@ -148,6 +149,8 @@ export async function run(argv: string[]): Promise<number> {
             pool: inspector ? { inspect: inspector.poolInspect } : undefined,
           }),
           requestQueues: o.requestQueues,
+          queueThreads: o.queueThreads,
+          queueCpus: o.queueCpus,
           logger,
           inspection,
           onRequestDone: debug ? (e) => log.debug(requestLine(e)) : undefined,

@@ -34,6 +34,9 @@ export interface Options {
   sharedDir: string;
   threadPoolSize: number;
   requestQueues: number;
+  /** Each request queue in a thread of its own (with the CPU each is bound to). */
+  queueThreads: boolean;
+  queueCpus: number[] | undefined;
   cache: CacheMode;
   writeback: boolean;
   xattr: boolean;
@@ -181,6 +184,8 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('o', { type: 'string', array: true, describe: 'compatibility with the C virtiofsd: -o source=DIR,cache=none,...' })
     .option('thread-pool-size', { type: 'number', default: 0, describe: 'worker threads for filesystem calls (0: inline; waits always get their own)' })
     .option('request-queues', { type: 'number', default: 1, describe: 'number of request queues (QEMU num-request-queues)' })
+    .option('queue-threads', { type: 'boolean', default: false, describe: 'serve each request queue in a thread of its own (GETATTR, READ and WRITE answered there, other requests by the main thread); live migration is then not offered' })
+    .option('queue-cpus', { type: 'string', describe: 'with --queue-threads: the CPU each request queue\'s thread is bound to, in queue order (e.g. 0,1)' })
     .option('cache', { choices: CACHE_MODES, default: 'auto' as CacheMode, describe: 'guest caching of metadata and data' })
     .option('writeback', { type: 'boolean', default: false, describe: 'let the guest cache writes (FUSE writeback cache)' })
     .option('xattr', { type: 'boolean', default: false, describe: 'serve extended attributes' })
@@ -249,6 +254,10 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   if (a['socket-group'] !== undefined && a.fd !== undefined) throw new UsageError('--socket-group applies to --socket-path only');
   const queues = a['request-queues'];
   if (!Number.isInteger(queues) || queues < 1 || queues > 255) throw new UsageError('--request-queues must be 1 to 255');
+  const queueCpus = a['queue-cpus'] === undefined ? undefined : a['queue-cpus'].split(',').map((c) => Number(c.trim()));
+  if (queueCpus && (queueCpus.length === 0 || queueCpus.some((c) => !Number.isInteger(c) || c < 0 || c >= 1024))) throw new UsageError(`--queue-cpus takes CPU numbers, comma-separated (got ${a['queue-cpus']})`);
+  if (queueCpus && queueCpus.length > queues) throw new UsageError(`--queue-cpus names ${queueCpus.length} CPUs for ${queues} request queue(s)`);
+  if (queueCpus && !a['queue-threads']) throw new UsageError('--queue-cpus applies with --queue-threads');
   const pool = a['thread-pool-size'];
   if (!Number.isInteger(pool) || pool < 0 || pool > 1024) throw new UsageError('--thread-pool-size must be 0 to 1024');
   const nofile = a['rlimit-nofile'];
@@ -273,6 +282,8 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     sharedDir,
     threadPoolSize: pool,
     requestQueues: queues,
+    queueThreads: a['queue-threads'],
+    queueCpus,
     cache: compat.cache ?? a.cache,
     writeback: compat.writeback ?? a.writeback,
     posixAcl: compat.posixAcl ?? a['posix-acl'],

@@ -67,6 +67,33 @@ export class FsError extends Error {
   }
 }
 
+/**
+ * Thrown by a request-queue thread's filesystem for a request it cannot answer there (an inode or
+ * handle it does not see): the request is served on the main thread instead. Throw it before writing.
+ */
+export class ServeElsewhere extends Error {
+  constructor() {
+    super('served on the main thread');
+    this.name = 'ServeElsewhere';
+  }
+}
+
+/**
+ * The part of a filesystem a request-queue thread runs: `module` (an absolute path) exports
+ * `createQueueFs(data)`, a filesystem for `opcodes` only, which may throw ServeElsewhere; `data` is
+ * structured-cloned into the thread (SharedArrayBuffers stay shared).
+ */
+export interface QueueThreadPart {
+  module: string;
+  data: unknown;
+}
+
+/** What a QueueThreadPart's module makes in its thread. */
+export interface QueueFs extends FileSystem {
+  /** The opcodes it answers in the thread (every other request goes to the main thread). */
+  readonly opcodes: ReadonlySet<number>;
+}
+
 /** What INIT negotiates: the server fills the protocol fields, the filesystem its wishes. */
 export type InitReply = Partial<Omit<FuseInitOut, 'major' | 'minor'>>;
 
@@ -158,6 +185,8 @@ export interface FileSystem {
    * fails). Returns warnings for the log (what the guest will find missing).
    */
   loadState?(state: MigrationState): Awaitable<readonly string[] | void>;
+  /** What a request-queue thread runs of this filesystem (see QueueThreadPart); none: every request is the main thread's. */
+  queueThreadPart?(): QueueThreadPart | undefined;
 }
 
 /** What moves in a migration stream: plain JSON (bigints as decimal strings). */

@@ -1,6 +1,7 @@
 // fh -> open file description, as the Rust virtiofsd's HandleMap. Handles are never reused while open;
 // RELEASE removes the entry and the fd closes once no call still uses it.
 import { EBADF, FsError } from '@vfsd/core/abi';
+import type { FdCells } from './fd-cells';
 import { SharedFd } from './shared-fd';
 
 export interface HandleEntry {
@@ -13,14 +14,19 @@ export class HandleTable {
   private readonly byFh = new Map<bigint, HandleEntry>();
   private nextFh = 1n;
 
-  constructor(private readonly closeFd: (fd: number) => void) {}
+  constructor(
+    private readonly closeFd: (fd: number) => void,
+    /** Publishes each handle's fd there (with its nodeid), for the request-queue threads. */
+    private readonly cells: FdCells | null = null,
+  ) {}
 
   get size(): number {
     return this.byFh.size;
   }
 
   add(nodeid: bigint, fd: number): HandleEntry {
-    const entry: HandleEntry = { fh: this.nextFh++, nodeid, file: new SharedFd(fd, this.closeFd) };
+    const fh = this.nextFh++;
+    const entry: HandleEntry = { fh, nodeid, file: new SharedFd(fd, this.closeFd, this.cells, fh, nodeid) };
     this.byFh.set(entry.fh, entry);
     return entry;
   }
@@ -53,7 +59,7 @@ export class HandleTable {
   /** Migration (destination): a handle the guest holds, opened again. */
   restore(fh: bigint, nodeid: bigint, fd: number): HandleEntry {
     if (fh <= 0n || this.byFh.has(fh)) throw new Error(`fh ${fh} is taken`);
-    const entry: HandleEntry = { fh, nodeid, file: new SharedFd(fd, this.closeFd) };
+    const entry: HandleEntry = { fh, nodeid, file: new SharedFd(fd, this.closeFd, this.cells, fh, nodeid) };
     this.byFh.set(fh, entry);
     if (fh >= this.nextFh) this.nextFh = fh + 1n;
     return entry;

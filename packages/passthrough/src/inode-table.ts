@@ -7,6 +7,7 @@
 // so the number of inodes a guest may know is no longer bounded by the open-file limit.
 import { EBADF, EIO, FUSE_ROOT_ID, FsError } from '@vfsd/core/abi';
 import { InodeKeys } from './inode-keys';
+import type { FdCells } from './fd-cells';
 import { SharedFd } from './shared-fd';
 import * as fs from 'node:fs';
 import { O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY } from './sys/constants';
@@ -48,6 +49,8 @@ export interface InodeTableOptions {
   fileHandles?: FileHandleMode;
   /** With file handles: how many inode fds stay open at most (the least recently used close first). */
   fdCache?: number;
+  /** Publishes each inode's fd there, for the request-queue threads (see fd-cells.ts). */
+  cells?: FdCells;
 }
 
 const S_IFMT = 0o170000;
@@ -60,6 +63,7 @@ export class InodeTable {
   private readonly mountIds: boolean;
   private readonly fileHandles: FileHandleMode;
   private readonly fdCache: number;
+  private readonly cells: FdCells | null;
   /** Entries with a file handle whose fd is open, least recently pinned first (Map order). */
   private readonly open = new Map<bigint, InodeEntry>();
   /**
@@ -82,6 +86,7 @@ export class InodeTable {
     this.mountIds = options.mountIds ?? false;
     this.fileHandles = options.fileHandles ?? 'never';
     this.fdCache = Math.max(16, options.fdCache ?? 8192);
+    this.cells = options.cells ?? null;
     // The root's count never reaches 0: the kernel does not forget it, and we must not close it (nor
     // does it need a handle).
     this.insert(FUSE_ROOT_ID, rootFd, rootStat, 1n << 62n, this.mountIdOf(rootFd, rootStat), undefined);
@@ -136,7 +141,7 @@ export class InodeTable {
     } else if (known) {
       known.lookups++;
       if (known.evicted) {
-        known.handle = new SharedFd(fd, this.closeFd);
+        known.handle = this.sharedFd(fd, known.nodeid);
         known.evicted = false;
         this.open.set(known.nodeid, known);
         this.trim();
@@ -274,7 +279,7 @@ export class InodeTable {
     useCred(undefined);
     const fd = openByHandleAt(this.mountFds.get(h.mountId) ?? -1, h.handle, O_PATH | O_CLOEXEC);
     if (fd < 0) throw new FsError(-fd, `nodeid ${entry.nodeid}: open_by_handle_at`);
-    entry.handle = new SharedFd(fd, this.closeFd);
+    entry.handle = this.sharedFd(fd, entry.nodeid);
     entry.evicted = false;
     this.open.set(entry.nodeid, entry);
   }
@@ -291,10 +296,14 @@ export class InodeTable {
     }
   }
 
+  private sharedFd(fd: number, nodeid: bigint): SharedFd {
+    return new SharedFd(fd, this.closeFd, this.cells, nodeid);
+  }
+
   private insert(nodeid: bigint, fd: number, stat: StatRecord, lookups: bigint, mntId: bigint | undefined, fileHandle: InodeEntry['fileHandle']): InodeEntry {
     const entry: InodeEntry = {
       nodeid,
-      handle: new SharedFd(fd, this.closeFd),
+      handle: this.sharedFd(fd, nodeid),
       ino: stat.ino,
       type: stat.mode & S_IFMT,
       dev: stat.dev,

@@ -95,9 +95,11 @@ import {
   type ReleaseRequest,
   type RequestContext,
 } from '@vfsd/core/abi';
-import { always, recover, then, type Awaitable, type MigrationState } from '@vfsd/core/abi';
+import { always, recover, then, type Awaitable, type MigrationState, type QueueThreadPart } from '@vfsd/core/abi';
 import { addAttrFlags, timeout, toAttrOut, toEntryOut, type Timeout } from './attr';
+import { FdCells } from './fd-cells';
 import { HandleTable } from './handle-table';
+import type { QueueFsData } from './queue-fs';
 import { InodeTable, type FileHandleMode } from './inode-table';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
@@ -139,6 +141,11 @@ export interface PassthroughOptions {
   sharedDir: string;
   /** Regular pool workers; 0 (default) runs cheap calls inline on the main thread. */
   threadPoolSize?: number;
+  /**
+   * Request-queue threads will serve GETATTR, READ and WRITE themselves (queueThreadPart): inode and
+   * handle fds are then published in shared tables (fd-cells.ts).
+   */
+  queueThreads?: boolean;
   /** Further pool settings (waiter cap, timeouts, xstate inspection). */
   pool?: Omit<WorkerPoolOptions, 'threadPoolSize'>;
   /** Entry and attribute validity in seconds (virtiofsd's cache=auto is 1, cache=none 0). Default 1. */
@@ -273,6 +280,8 @@ export class PassthroughFs implements FileSystem {
   readonly locks: LockTable;
   /** Shared buffers for big I/O in workers (see io-slabs.ts). */
   private readonly slabs = new IoSlabs(SLAB_SIZE);
+  /** Inode and handle fds as request-queue threads see them (with queueThreads). */
+  private readonly cells: { inodes: FdCells; handles: FdCells } | null;
   /** How LOOKUP and READDIRPLUS entries find names lately (see lookup-mix.ts): stat first, or open first. */
   private readonly lookupMix = new LookupMix();
   private readonly direntMix = new LookupMix();
@@ -353,13 +362,22 @@ export class PassthroughFs implements FileSystem {
       // not the main thread
     }
     // O_PATH fds close instantly: close them on the spot. Open files may flush (NFS): via the pool.
+    this.cells = options.queueThreads ? { inodes: new FdCells(), handles: new FdCells() } : null;
     this.inodes = new InodeTable(rootFd, fstatRecord(rootFd), closeQuietly, {
       mountIds: announceSubmounts,
       fileHandles: this.fileHandles.mode,
       fdCache: options.inodeFdCache ?? defaultFdCache(),
+      cells: this.cells?.inodes,
     });
-    this.handles = new HandleTable((fd) => this.closeFile(fd));
+    this.handles = new HandleTable((fd) => this.closeFile(fd), this.cells?.handles);
     this.locks = new LockTable(this.pool, (fd) => this.closeFile(fd));
+  }
+
+  /** What a request-queue thread runs of this filesystem (queue-fs.ts), with the shared tables. */
+  queueThreadPart(): QueueThreadPart | undefined {
+    if (!this.cells) return undefined;
+    const data: QueueFsData = { inodes: this.cells.inodes.buffer, handles: this.cells.handles.buffer, attrTimeout: this.attrTimeout, writable: !this.readonly };
+    return { module: require.resolve('./queue-fs'), data };
   }
 
   /** Live migration (source, queues stopped): the inodes and handles the guest holds, by path. */

@@ -7,6 +7,7 @@ import { createActor, type Actor, type InspectionEvent } from 'xstate';
 import type { DescriptorChain, Logger } from '@vfsd/vhost';
 import { FuseDecodeError, type DecodeFailure } from '../fuse/decode-error';
 import { EIO } from '../fuse/errno';
+import { ServeElsewhere } from '../filesystem';
 import { FuseOpcode } from '../fuse/opcodes';
 import { decodeRequestSegments, type DecodedRequest } from '../fuse/request';
 import type { FuseServer } from '../server/fuse-server';
@@ -31,6 +32,12 @@ export interface RequestQueue {
   waiting(run: RequestRun): void;
   /** The request is done: its chain goes back to the driver with `len` bytes written (errno: 0, or answered). */
   finished(run: RequestRun, len: number, errno: number): void;
+  /**
+   * In a request-queue thread: the opcodes its filesystem answers there (before INIT none), and where
+   * every other request goes (the main thread), as does one its filesystem throws ServeElsewhere for.
+   */
+  readonly servedHere?: ReadonlySet<number> | null;
+  elsewhere?(run: RequestRun): void;
 }
 
 export class RequestRun {
@@ -80,6 +87,8 @@ export class RequestRun {
       q.interrupt(req.arg.unique);
       return this.done(out);
     }
+    const here = q.servedHere;
+    if (here !== undefined && (here === null || !here.has(req.opcode) || !q.server.initialized)) return q.elsewhere!(this);
     const handle = new RequestHandle(req.header, req.opcode === FuseOpcode.FUSE_SETLKW);
     this.handle = handle;
     this.send({ type: 'decoded', unique: handle.unique, opcode: req.opcode, nodeid: req.header.nodeid });
@@ -87,6 +96,7 @@ export class RequestRun {
     try {
       served = q.server.serve(handle, req, out);
     } catch (e) {
+      if (e instanceof ServeElsewhere && q.elsewhere) return q.elsewhere(this);
       this.failed(e, req, out);
       return this.done(out);
     }

@@ -115,6 +115,13 @@ export class FuseServer {
     return this.decodeOptions;
   }
 
+  /** A request-queue thread's server: the session the main thread's INIT negotiated. */
+  adopt(minor: number, setxattrExt: boolean): void {
+    this.decodeOptions.minor = minor;
+    this.decodeOptions.setxattrExt = setxattrExt;
+    this.initialized = true;
+  }
+
   /**
    * Runs one request and writes its reply into `out` (nothing for requests the kernel expects no reply
    * to). Returns nothing when the filesystem answered inline, else a promise that settles once the reply

@@ -127,6 +127,9 @@ export class QueueRuntime implements RingControl, RequestQueue {
   readonly index: number;
   actor: ActorRefFrom<typeof virtqueueMachine> | null = null;
   readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  /** In a request-queue thread (see RequestQueue): what is answered here, and where the rest goes. */
+  servedHere: ReadonlySet<number> | null | undefined = undefined;
+  elsewhere: ((run: RequestRun) => void) | undefined = undefined;
   /** Requests of this queue waiting for the filesystem. */
   private readonly waitingRuns = new Set<RequestRun>();
   private stopping = false;

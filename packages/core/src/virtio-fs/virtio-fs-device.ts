@@ -1,7 +1,7 @@
 // The virtio-fs device: the vhost-user back-end's view of our actor system. Each front-end
 // connection gets one device actor; each started ring a virtqueue actor; each chain a request actor.
 import { createActor } from 'xstate';
-import type { Logger, VhostUserDevice, Virtqueue } from '@vfsd/vhost';
+import type { Logger, MemoryRegion, VhostUserDevice, Virtqueue } from '@vfsd/vhost';
 import { deviceMachine } from '../actors/device.machine';
 import { Inspection } from '../actors/inspection';
 import type { FileSystem } from '../filesystem';
@@ -9,6 +9,7 @@ import { FuseServer } from '../server/fuse-server';
 import { decodeDeviceState, encodeDeviceState } from './device-state';
 import type { GuestFaultCounts } from './guest-faults';
 import { FuseSession, QueueRuntime, type InFlightRequest, type QueueStats, type RequestLogEntry } from './queue-runtime';
+import { QueueThread, type QueueThreadStats } from '../queue-thread/queue-thread';
 
 export interface VirtioFsDeviceOptions {
   fs: FileSystem;
@@ -20,6 +21,13 @@ export interface VirtioFsDeviceOptions {
   onRequestDone?: (entry: RequestLogEntry) => void;
   /** At most one warn line about guest faults per this many ms (default GUEST_FAULT_LOG_INTERVAL_MS). */
   faultLogIntervalMs?: number;
+  /**
+   * Each request queue in a thread of its own (when the filesystem has a queue part and the ring a
+   * kick fd); the hiprio queue and the control plane stay on the main thread.
+   */
+  queueThreads?: boolean;
+  /** With queueThreads: the CPU each request queue's thread is bound to, in queue order (request queue 1 first). */
+  queueCpus?: readonly number[];
 }
 
 /** Guest faults since the front-end connected: in all and by kind. */
@@ -33,7 +41,9 @@ export class VirtioFsDevice implements VhostUserDevice {
   readonly features = 0n;
   readonly actor;
   readonly session: FuseSession;
-  private readonly runtimes = new Map<number, QueueRuntime>();
+  private readonly runtimes = new Map<number, QueueRuntime | QueueThread>();
+  /** The memory table last mapped (request-queue threads map it too). */
+  private regions: readonly MemoryRegion[] = [];
 
   constructor(private readonly options: VirtioFsDeviceOptions) {
     this.numQueues = 1 + options.requestQueues;
@@ -44,21 +54,42 @@ export class VirtioFsDevice implements VhostUserDevice {
     this.actor.start();
   }
 
+  /** Rings served by other threads write guest memory where no dirty log reaches. */
+  get migratable(): boolean {
+    return !this.options.queueThreads;
+  }
+
   featuresNegotiated(features: bigint): void {
     this.actor.send({ type: 'featuresNegotiated', features });
   }
 
-  memoryMapped(regions: number): void {
-    this.actor.send({ type: 'memoryMapped', regions });
+  memoryMapped(regions: readonly MemoryRegion[]): void {
+    this.regions = regions;
+    this.actor.send({ type: 'memoryMapped', regions: regions.length });
+    for (const r of this.runtimes.values()) if (r instanceof QueueThread) r.memoryMapped(regions);
   }
 
-  queueStarted(vq: Virtqueue): void {
-    const runtime = new QueueRuntime(vq, this.session);
+  queueStarted(vq: Virtqueue, kickFd: number | null): boolean {
+    const part = this.options.queueThreads && vq.index > 0 && kickFd !== null ? this.options.fs.queueThreadPart?.() : undefined;
+    const cpu = this.options.queueCpus?.[vq.index - 1];
+    const runtime = part ? new QueueThread(vq, kickFd!, this.session, part, this.regions, cpu === undefined ? [] : [cpu]) : new QueueRuntime(vq, this.session);
+    if (runtime instanceof QueueThread) runtime.onInit = () => this.sessionNegotiated();
     this.runtimes.set(vq.index, runtime);
     this.actor.send({ type: 'queueStarted', runtime });
     const child = this.actor.getSnapshot().context.queues[vq.index];
     if (!child) throw new Error(`queue ${vq.index}: no virtqueue actor was started`);
     runtime.actor = child;
+    return runtime instanceof QueueThread;
+  }
+
+  callFdChanged(vq: Virtqueue): void {
+    const r = this.runtimes.get(vq.index);
+    if (r instanceof QueueThread) r.callFdChanged();
+  }
+
+  /** INIT was answered on a thread's queue: every thread's server takes the session. */
+  private sessionNegotiated(): void {
+    for (const r of this.runtimes.values()) if (r instanceof QueueThread) r.sendSession();
   }
 
   kicked(vq: Virtqueue): void {
@@ -103,7 +134,7 @@ export class VirtioFsDevice implements VhostUserDevice {
   }
 
   /** Each started ring's indices and counters, with its queue actor (read-only, for the visualizer). */
-  queueStats(): Array<QueueStats & { actor: QueueRuntime['actor'] }> {
+  queueStats(): Array<QueueStats & { actor: QueueRuntime['actor']; thread?: QueueThreadStats }> {
     return [...this.runtimes.values()].map((r) => ({ ...r.stats(), actor: r.actor }));
   }
 

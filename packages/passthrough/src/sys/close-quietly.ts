@@ -1,10 +1,7 @@
-// Closing an fd whose close cannot be acted on.
-import * as fs from 'node:fs';
+// Closing an fd whose close cannot be acted on (Linux never keeps it open after close fails). close(2)
+// itself: in a request-queue thread, Node's fs.closeSync warns about fds that thread did not open.
+import { closeRaw } from './libc';
 
 export function closeQuietly(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // Nothing useful to do: the fd is gone either way (Linux never keeps it open after close fails).
-  }
+  closeRaw(fd);
 }

@@ -20,6 +20,7 @@ type CStr = Uint8Array;
 type Ptr = Buffer;
 
 const c = {
+  close: libc.func('int close(int fd)') as (fd: number) => number,
   openat: libc.func('int openat(int dirfd, const char *name, int flags, uint32_t mode)') as (dirFd: number, name: CStr, flags: number, mode: number) => number,
   fcntlPtr: libc.func('int fcntl(int fd, int cmd, void *arg)') as (fd: number, cmd: number, arg: Ptr) => number,
   fcntlInt: libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number,
@@ -332,4 +333,9 @@ export function nameToHandleAt(fd: number): { handle: Buffer; mountId: number } 
 /** open_by_handle_at(mountFd, handle, flags): a new fd of the inode, or -errno (ESTALE once it is gone). */
 export function openByHandleAt(mountFd: number, handle: Buffer, flags: number): number {
   return orErrno(c.openByHandleAt(mountFd, handle, flags));
+}
+
+/** close(2) itself: in a worker thread, Node's fs.closeSync warns about fds its thread did not open. */
+export function closeRaw(fd: number): number {
+  return c.close(fd);
 }

@@ -136,6 +136,7 @@ export class VhostUserBackend implements ConnectionHandler {
 
   /** DEVICE_STATE only for devices that can save and load their state. */
   get offeredProtocolFeatures(): bigint {
+    if (this.device.migratable === false) return OFFERED_PROTOCOL_FEATURES & ~bit(ProtocolFeature.LOG_SHMFD);
     const migrates = this.device.saveState !== undefined && this.device.loadState !== undefined;
     return OFFERED_PROTOCOL_FEATURES | (migrates ? bit(ProtocolFeature.DEVICE_STATE) : 0n);
   }
@@ -489,7 +490,7 @@ export class VhostUserBackend implements ConnectionHandler {
   /** Uses the new region set: rings are mapped again (their addresses are front-end virtual ones). */
   private installMemory(): void {
     this.memory = new GuestMemory(this.regions);
-    this.device.memoryMapped?.(this.regions.length);
+    this.device.memoryMapped?.(this.regions);
     for (const s of this.vrings) {
       if (s.vq.addresses && s.vq.size) this.attachRing(s, false);
     }
@@ -526,6 +527,7 @@ export class VhostUserBackend implements ConnectionHandler {
       if (request === Request.SET_VRING_CALL) {
         closeFd(s.vq.callFd);
         s.vq.callFd = fd;
+        if (s.started && s.vq.enabled && s.vq.ready) this.device.callFdChanged?.(s.vq);
       } else if (request === Request.SET_VRING_ERR) {
         closeFd(s.errFd);
         s.errFd = fd;
@@ -550,7 +552,11 @@ export class VhostUserBackend implements ConnectionHandler {
 
   private maybeStart(s: VringSlot): void {
     if (!s.started || !s.vq.enabled || !s.vq.ready) return;
-    this.device.queueStarted(s.vq);
+    if (this.device.queueStarted(s.vq, s.kick?.fd ?? null) === true) {
+      // The device watches the ring's kicks in a thread of its own (with a copy of the fd).
+      this.stopKickWatch(s);
+      return;
+    }
     if (!s.kick && !s.pollTimer) {
       // No kick fd (the no-fd flag): the ring is polled.
       s.pollTimer = setInterval(() => this.kicked(s), 1);

@@ -1,4 +1,5 @@
 // What the vhost-user backend needs from a device (virtio-fs, or the echo device of the benchmarks).
+import type { MemoryRegion } from '../memory/guest-memory';
 import { Virtqueue } from '../virtqueue/virtqueue';
 
 export interface VhostUserDevice {
@@ -8,10 +9,21 @@ export interface VhostUserDevice {
   readonly features: bigint;
   /** SET_FEATURES was accepted. */
   featuresNegotiated?(features: bigint): void;
+  /**
+   * False: the device cannot log its writes to guest memory (rings served by other threads), so
+   * neither LOG_SHMFD nor DEVICE_STATE is offered and QEMU refuses to migrate rather than lose writes.
+   */
+  readonly migratable?: boolean;
   /** A memory table is in place (after SET_MEM_TABLE, ADD_MEM_REG or REM_MEM_REG). */
-  memoryMapped?(regions: number): void;
-  /** The ring is started and enabled: chains may be popped from now on. */
-  queueStarted(vq: Virtqueue): void;
+  memoryMapped?(regions: readonly MemoryRegion[]): void;
+  /**
+   * The ring is started and enabled: chains may be popped from now on. True: the device serves the
+   * ring elsewhere and watches `kickFd` itself (a copy it made): the backend stops watching it, and
+   * kicked() is not called for this ring.
+   */
+  queueStarted(vq: Virtqueue, kickFd: number | null): boolean | void;
+  /** SET_VRING_CALL on a started ring (QEMU swaps call fds when the guest masks the vector). */
+  callFdChanged?(vq: Virtqueue): void;
   /** The driver kicked (or the ring was just enabled): pop and handle what is available. */
   kicked(vq: Virtqueue): void;
   /**

@@ -3,7 +3,8 @@
 // addresses; ring addresses (SET_VRING_ADDR) are front-end virtual addresses. Every access is
 // bounds-checked against the regions.
 import * as fs from 'fs';
-import { MAP_SHARED, Mapping, PROT_READ, PROT_WRITE, mmap, munmap } from '../sys/libc';
+import { closeFd } from '../sys/close-fd';
+import { MAP_SHARED, Mapping, PROT_READ, PROT_WRITE, dupFd, mmap, munmap } from '../sys/libc';
 import { MemoryRegionDesc } from '../protocol/messages';
 
 /** One Buffer can cover at most 4 GiB in Node 20: large regions are mapped as several windows. */
@@ -34,6 +35,8 @@ export class MemoryRegion {
   readonly userAddr: number;
   private readonly windows: Window[] = [];
   private unmapped = false;
+  /** A copy of the region's fd, kept for as long as it is mapped: a request-queue thread maps it too. */
+  private fd = -1;
 
   constructor(readonly desc: MemoryRegionDesc, fd: number) {
     this.guestPhysAddr = toAddress(desc.guest_phys_addr);
@@ -60,10 +63,16 @@ export class MemoryRegion {
         const view = mapping.buffer.subarray(delta, delta + length);
         this.windows.push({ start, length, mapping, view, ab: view.buffer as ArrayBuffer, base: view.byteOffset });
       }
+      this.fd = dupFd(fd);
     } catch (e) {
       this.unmap();
       throw e;
     }
+  }
+
+  /** A new copy of the region's fd for another thread to map (it closes it), or -1 once unmapped. */
+  shareFd(): number {
+    return this.fd < 0 ? -1 : dupFd(this.fd);
   }
 
   containsGpa(gpa: number): boolean {
@@ -115,6 +124,8 @@ export class MemoryRegion {
     this.unmapped = true;
     for (const w of this.windows) munmap(w.mapping);
     this.windows.length = 0;
+    if (this.fd >= 0) closeFd(this.fd);
+    this.fd = -1;
   }
 }
 

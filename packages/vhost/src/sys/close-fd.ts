@@ -1,11 +1,8 @@
 // Closing an fd whose close cannot be acted on (Linux frees the number even when close fails).
-import * as fs from 'fs';
+// close(2) itself rather than fs.closeSync, which in a worker thread warns about fds it did not open.
+import { closeRaw } from './libc';
 
 export function closeFd(fd: number | null): void {
   if (fd === null) return;
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // already closed
-  }
+  closeRaw(fd);
 }

@@ -70,6 +70,7 @@ export const F_SETFL = 4;
 export const O_NONBLOCK = 0x800;
 export const O_ASYNC = 0x2000;
 export const F_SETOWN = 8;
+export const F_DUPFD_CLOEXEC = 1030;
 export const EAGAIN = 11;
 export const EINTR = 4;
 
@@ -101,6 +102,10 @@ const c = {
   sendmsg: libc.func('int64_t sendmsg(int fd, const void *msghdr, int flags)') as (fd: number, msghdr: bigint, flags: number) => number,
   flock: libc.func('int flock(int fd, int op)') as (fd: number, op: number) => number,
   getpid: libc.func('int getpid(void)') as () => number,
+  close: libc.func('int close(int fd)') as (fd: number) => number,
+  syscall1: libc.func('long syscall(long number, long a)') as (n: number, a: number) => number,
+  schedSetaffinity: libc.func('int sched_setaffinity(int pid, size_t size, const void *mask)') as (pid: number, size: number, mask: Buffer) => number,
+  schedGetcpu: libc.func('int sched_getcpu(void)') as () => number,
   write: libc.func('int64_t write(int fd, const void *buf, size_t count)') as (fd: number, buf: Buffer, count: number) => number,
 };
 
@@ -201,4 +206,36 @@ export function writeFd(fd: number, buf: Buffer): number {
 
 export function getpid(): number {
   return c.getpid();
+}
+
+/** A copy of `fd` (close-on-exec) that lives on after `fd` is closed: what another thread is handed. */
+export function dupFd(fd: number): number {
+  return check('fcntl(F_DUPFD_CLOEXEC)', fcntl(fd, F_DUPFD_CLOEXEC, 0));
+}
+
+const SYS_gettid = 186; // x86-64
+
+/** The calling thread's kernel id (its /proc/PID/task/TID). */
+export function gettid(): number {
+  return c.syscall1(SYS_gettid, 0);
+}
+
+/** Binds the calling thread (pid 0) to `cpus` (sched_setaffinity affects one thread). */
+export function bindThreadToCpus(cpus: readonly number[]): void {
+  const mask = Buffer.alloc(128); // 1024 CPUs, glibc's cpu_set_t
+  for (const cpu of cpus) {
+    if (!Number.isInteger(cpu) || cpu < 0 || cpu >= 1024) throw new SysError('sched_setaffinity', 22, `no CPU ${cpu}`);
+    mask[cpu >> 3] |= 1 << (cpu & 7);
+  }
+  check('sched_setaffinity', orErrno(c.schedSetaffinity(0, mask.length, mask)));
+}
+
+/** The CPU the calling thread runs on now. */
+export function currentCpu(): number {
+  return c.schedGetcpu();
+}
+
+/** close(2) itself: in a worker thread, Node's fs.closeSync warns about fds its thread did not open. */
+export function closeRaw(fd: number): number {
+  return orErrno(c.close(fd));
 }

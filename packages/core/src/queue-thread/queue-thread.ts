@@ -1,0 +1,259 @@
+// The main thread's side of one request-queue thread: starts the thread with copies of the ring's
+// fds and guest memory, serves the requests the thread hands over (through the same request actors
+// and FUSE server as a queue of the main thread) and posts their replies back, and drives the
+// queue's actor through the stop. The ring itself is the thread's: nothing here touches it.
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { DescriptorChain, GuestMemory, closeRaw, dupFd, type Logger, type MemoryRegion, type Virtqueue } from '@vfsd/vhost';
+import type { ActorRefFrom } from 'xstate';
+import { RequestRun, type RequestQueue } from '../actors/request-run';
+import type { RingControl, StopMode, virtqueueMachine } from '../actors/virtqueue.machine';
+import type { QueueThreadPart } from '../filesystem';
+import type { DecodeFailure } from '../fuse/decode-error';
+import { FuseOpcode } from '../fuse/opcodes';
+import type { FuseServer } from '../server/fuse-server';
+import type { FuseSession, QueueStats } from '../virtio-fs/queue-runtime';
+import { QUEUE_COUNTERS, QueueCounter, type ForwardedReply, type ForwardedRequest, type SharedRegion, type ToMain, type ToThread } from './messages';
+
+/** Forwarded chains are not guest memory: their buffers are the thread's copies. */
+const NO_MEMORY = new GuestMemory([]);
+const SCRATCH_BYTES = 64 << 10;
+
+/** Copies of each region's fd for a thread to map. */
+function shareRegions(regions: readonly MemoryRegion[]): SharedRegion[] {
+  return regions.map((r) => ({ desc: r.desc, fd: r.shareFd() }));
+}
+
+/** What the thread serving a queue is and does now, for the inspector. */
+export interface QueueThreadStats {
+  tid: number;
+  cpu: number;
+  servedHere: number;
+  forwarded: number;
+}
+
+export class QueueThread implements RingControl, RequestQueue {
+  readonly index: number;
+  actor: ActorRefFrom<typeof virtqueueMachine> | null = null;
+  readonly scratch = new Uint8Array(SCRATCH_BYTES);
+  readonly whenStopped: Promise<void>;
+  /** INIT was answered through this queue: every thread is to hear of the session. */
+  onInit: (() => void) | null = null;
+  private readonly worker: Worker;
+  private readonly counters: Float64Array;
+  /** Forwarded requests waiting for the filesystem. */
+  private readonly waitingRuns = new Set<RequestRun>();
+  private replies: ForwardedReply[] = [];
+  private transfer: ArrayBuffer[] = [];
+  private inBatch = false;
+  private flushScheduled = false;
+  private stopping = false;
+  /** The thread reported its ring settled (or died): the queue actor may stop. */
+  private threadDone = false;
+  private resolveStopped!: () => void;
+  private readonly flushNow = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  constructor(
+    readonly vq: Virtqueue,
+    kickFd: number,
+    private readonly session: FuseSession,
+    part: QueueThreadPart,
+    regions: readonly MemoryRegion[],
+    cpus: number[],
+  ) {
+    this.index = vq.index;
+    this.whenStopped = new Promise((r) => (this.resolveStopped = r));
+    const counters = new SharedArrayBuffer(QUEUE_COUNTERS * 8);
+    this.counters = new Float64Array(counters);
+    this.worker = new Worker(path.join(__dirname, 'thread-main.js'), {
+      workerData: {
+        index: vq.index,
+        size: vq.size,
+        addresses: vq.addresses!,
+        features: { ...vq.features },
+        lastAvailIdx: vq.lastAvailIdx,
+        kickFd: dupFd(kickFd),
+        callFd: vq.callFd === null ? null : dupFd(vq.callFd),
+        regions: shareRegions(regions),
+        fs: part,
+        cpus,
+        counters,
+      },
+    });
+    this.worker.on('message', (m: ToMain) => this.onMessage(m));
+    this.worker.on('error', (e) => {
+      this.log.error(`queue ${this.index}: its thread failed: ${e.stack ?? e.message}`);
+      this.threadEnded();
+    });
+    this.worker.on('exit', () => this.threadEnded());
+    this.sendSession();
+  }
+
+  get server(): FuseServer {
+    return this.session.server;
+  }
+
+  get log(): Logger {
+    return this.session.log;
+  }
+
+  get inspect(): RequestQueue['inspect'] {
+    return this.session.inspection.requestInspect;
+  }
+
+  /** Not zero until the thread has settled its ring (the queue actor's stop waits for that). */
+  get inFlight(): number {
+    return this.threadDone ? 0 : Math.max(1, this.counters[QueueCounter.inFlight]);
+  }
+
+  /** The ring as the thread last published it. */
+  stats(): QueueStats & { thread: QueueThreadStats } {
+    const c = this.counters;
+    return {
+      index: this.index,
+      size: this.vq.size,
+      lastAvailIdx: c[QueueCounter.lastAvailIdx],
+      usedIdx: c[QueueCounter.usedIdx],
+      inFlight: c[QueueCounter.inFlight],
+      kicks: c[QueueCounter.kicks],
+      notifications: c[QueueCounter.notifications],
+      enabled: !this.threadDone,
+      broken: null,
+      stopping: this.stopping,
+      thread: { tid: c[QueueCounter.tid], cpu: c[QueueCounter.cpu], servedHere: c[QueueCounter.servedHere], forwarded: c[QueueCounter.forwarded] },
+    };
+  }
+
+  /** Kicks are the thread's. */
+  drain(): void {}
+
+  kicked(): void {}
+
+  /** The session INIT negotiated, for the thread's own server (nothing before INIT). */
+  sendSession(): void {
+    const s = this.session.server;
+    if (s.initialized) this.post({ type: 'session', minor: s.decodeOptions.minor, setxattrExt: s.decodeOptions.setxattrExt });
+  }
+
+  callFdChanged(): void {
+    this.post({ type: 'callFd', fd: this.vq.callFd === null ? null : dupFd(this.vq.callFd) });
+  }
+
+  memoryMapped(regions: readonly MemoryRegion[]): void {
+    this.post({ type: 'memory', regions: shareRegions(regions) });
+  }
+
+  beginStop(mode: StopMode): void {
+    this.stopping = true;
+    for (const run of this.waitingRuns) {
+      const h = run.handle!;
+      if (mode === 'cancelAll' || h.mayWaitIndefinitely) h.abort(mode === 'cancelAll' ? 'front-end disconnected' : 'ring stopped');
+    }
+    this.post({ type: 'stop', mode });
+  }
+
+  stopped(): void {
+    this.log.debug(`queue ${this.index} stopped (thread ${this.counters[QueueCounter.tid]}): ${this.counters[QueueCounter.servedHere]} requests served there, ${this.counters[QueueCounter.forwarded]} here`);
+    void this.worker.terminate();
+    this.resolveStopped();
+  }
+
+  interrupt(unique: bigint): void {
+    this.session.interrupt(unique);
+  }
+
+  guestFault(kind: DecodeFailure, detail: string): void {
+    this.session.faults.record(kind, detail);
+  }
+
+  waiting(run: RequestRun): void {
+    this.waitingRuns.add(run);
+    this.session.byUnique.set(run.handle!.unique, run);
+  }
+
+  finished(run: RequestRun, len: number, errno: number): void {
+    const session = this.session;
+    if (this.waitingRuns.delete(run)) session.byUnique.delete(run.handle!.unique);
+    const st = run.snapshot;
+    session.onRequestDone?.({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
+    session.liveRequests--;
+    session.completed++;
+    const data = run.chain.writable[0];
+    this.replies.push({ id: run.chain.head, data, len });
+    this.transfer.push(data.buffer as ArrayBuffer);
+    if (st.opcode === FuseOpcode.FUSE_INIT) this.onInit?.();
+    if (!this.inBatch && !this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushNow);
+    }
+  }
+
+  private onMessage(m: ToMain): void {
+    switch (m.type) {
+      case 'requests':
+        this.serve(m.list);
+        return;
+      case 'log':
+        this.log[m.level](m.message);
+        return;
+      case 'fault':
+        this.session.faults.record(m.kind as DecodeFailure, m.detail);
+        return;
+      case 'stopped':
+        this.vq.lastAvailIdx = m.lastAvailIdx;
+        this.vq.usedIdx = m.usedIdx;
+        this.threadEnded();
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  /** Forwarded requests, each through a request actor over a chain of the thread's copies. */
+  private serve(list: readonly ForwardedRequest[]): void {
+    this.inBatch = true;
+    try {
+      for (const f of list) {
+        const chain = new DescriptorChain(f.id, NO_MEMORY);
+        chain.readable.push(f.bytes);
+        chain.readableLength = f.bytes.length;
+        chain.writable.push(new Uint8Array(f.capacity));
+        chain.writableLength = f.capacity;
+        this.session.liveRequests++;
+        new RequestRun(this, chain).run();
+      }
+    } finally {
+      this.inBatch = false;
+    }
+    this.flush();
+  }
+
+  private flush(): void {
+    if (this.replies.length === 0) return;
+    this.post({ type: 'replies', list: this.replies }, this.transfer);
+    this.replies = [];
+    this.transfer = [];
+  }
+
+  private post(m: ToThread, transfer?: ArrayBuffer[]): void {
+    if (this.threadDone) {
+      if (m.type === 'callFd' && m.fd !== null) closeCopy(m.fd);
+      if (m.type === 'memory') m.regions.forEach((r) => closeCopy(r.fd));
+      return;
+    }
+    this.worker.postMessage(m, transfer);
+  }
+
+  private threadEnded(): void {
+    if (this.threadDone) return;
+    this.threadDone = true;
+    this.actor?.send({ type: 'requestsSettled' });
+  }
+}
+
+function closeCopy(fd: number): void {
+  closeRaw(fd);
+}
