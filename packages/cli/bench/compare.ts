@@ -89,6 +89,7 @@ function configs(o: Options): DaemonConfig[] {
     { key: `vfsd-p${o.pool}`, kind: 'vfsd', pool: o.pool, queues: 1 },
     { key: `c-p${o.pool}`, kind: 'c', pool: o.pool, queues: 1 },
     { key: 'vfsd-2q', kind: 'vfsd', pool: 0, queues: 2 },
+    QUEUE_THREADS,
   ];
   return all.filter((c, i) => o.daemons.includes(c.kind) && all.findIndex((x) => x.key === c.key) === i);
 }
@@ -403,6 +404,34 @@ async function setlkwRatio(o: Options, bin: string, share: string, cfg: DaemonCo
   return f;
 }
 
+interface ScalingFigures {
+  depth: number;
+  /** GETATTR ops/s of each run, by config. */
+  runs: Record<string, number[]>;
+  /** median vfsd-2qt ÷ median vfsd-p0 */
+  gain: number;
+  vsC: number | null;
+  setlkw: SetlkwFigures;
+}
+
+const QUEUE_THREADS: DaemonConfig = { key: 'vfsd-2qt', kind: 'vfsd', pool: 0, queues: 2, args: ['--queue-threads'] };
+
+/** Issue 11's figure: one queue against two queue threads (and the C daemon's one), alternated. */
+async function multiqueueScaling(o: Options, bin: string, share: string): Promise<ScalingFigures> {
+  const depth = 32;
+  const cfgs: DaemonConfig[] = [{ key: 'vfsd-p0', kind: 'vfsd', pool: 0, queues: 1 }, QUEUE_THREADS];
+  if (o.daemons.includes('c')) cfgs.push({ key: 'c-p0', kind: 'c', pool: 0, queues: 1 });
+  const runs: Record<string, number[]> = Object.fromEntries(cfgs.map((c) => [c.key, [] as number[]]));
+  for (let round = 0; round < 3; round++)
+    for (const c of round % 2 ? [...cfgs].reverse() : cfgs) {
+      const p = await measurePoint(o, bin, share, c, 'getattr', depth);
+      if (p.result) runs[c.key].push(p.result.ops_per_sec);
+    }
+  const m = (k: string): number => (runs[k]?.length ? median(runs[k]) : NaN);
+  const vsC = runs['c-p0'] ? m('vfsd-2qt') / m('c-p0') : null;
+  return { depth, runs, gain: m('vfsd-2qt') / m('vfsd-p0'), vsC, setlkw: await setlkwRatio(o, bin, share, QUEUE_THREADS, depth) };
+}
+
 interface MemoryFigures {
   config: string;
   pid: number;
@@ -514,6 +543,8 @@ async function main(): Promise<void> {
   if (o.workloads.includes('getattr'))
     for (const c of cfgs.filter((x) => x.queues === 1 && (x.kind === 'vfsd' || x.pool === 0))) setlkw.push(await setlkwRatio(o, bin, share, c, setlkwDepth));
 
+  const scaling = o.workloads.includes('getattr') && o.daemons.includes('vfsd') ? await multiqueueScaling(o, bin, share) : null;
+
   const mem: MemoryFigures[] = [];
   // Both daemons hold an O_PATH fd per known inode: under a lower open-file hard limit (it cannot be
   // raised without CAP_SYS_RESOURCE) they get EMFILE, so fd-bound configs look up what fits, and vfsd
@@ -532,7 +563,7 @@ async function main(): Promise<void> {
   const mach = { ...machine(), loadavgBefore: load0.toFixed(2) };
   console.log(`\nvfsd vs C virtiofsd (${mach.peer}), ${date}, ${mach.nproc} cores ${mach.cpu}, kernel ${mach.kernel}, node ${mach.node}; load average ${mach.loadavgBefore} before, ${mach.loadavg} after`);
   console.log(`cache=never (vfsd) / cache=none (C); ${o.seconds} s per point; ops/s, p50, p99 latency per request (create: of the CREATE+RELEASE+UNLINK triple; readdirplus: of a whole 1,000-entry listing).`);
-  console.log(`best/best: the faster single-queue vfsd config ÷ the faster C config; p0/p0: pool 0 each. vfsd-2q: 2 request queues, QD/2 in flight on each (same total); the C daemon cannot serve 2.\n`);
+  console.log(`best/best: the faster single-queue vfsd config ÷ the faster C config; p0/p0: pool 0 each. vfsd-2q: 2 request queues, QD/2 in flight on each (same total), both on the main thread; vfsd-2qt: the same with --queue-threads (a thread per request queue); the C daemon cannot serve 2.\n`);
   const rows = rowsOf(points, o, cfgs);
   const table = printTable(rows, cfgs);
 
@@ -566,6 +597,15 @@ async function main(): Promise<void> {
     }
   }
 
+  if (scaling) {
+    const fmt = (a: number[]): string => a.map(fmtOps).join(', ');
+    console.log(`\nMultiqueue: GETATTR at a total QD ${scaling.depth} (QD ${scaling.depth / 2} on each of 2 queues, a load-generator thread each), medians of ${scaling.runs['vfsd-p0'].length} runs alternated:`);
+    for (const [key, runs] of Object.entries(scaling.runs)) console.log(`  ${key.padEnd(9)} ${fmtOps(median(runs)).padStart(6)} ops/s (${fmt(runs)})`);
+    console.log(`  vfsd-2qt / vfsd-p0 (1 queue): ${scaling.gain.toFixed(2)}×${scaling.vsC === null ? '' : `; vfsd-2qt / c-p0: ${scaling.vsC.toFixed(2)}×`}`);
+    const s = scaling.setlkw;
+    console.log(`  vfsd-2qt GETATTR on both queues while a SETLKW waits on queue 1, vs without: ratio ${s.ratio?.toFixed(2) ?? '—'} (with ${fmt(s.lockedOpsPerSec)}; without ${fmt(s.baseOpsPerSec)}; SETLKW ${s.setlkw.join(', ')})`);
+  }
+
   if (mem.length) {
     console.log(`\nResident size (VmRSS): idle after start + INIT, right after ${o.seconds} s of GETATTR at QD 16, after LOOKUP of N distinct files:`);
     const mb = (k: number | null): string => (k === null ? '?' : `${(k / 1024).toFixed(1)} MB`);
@@ -588,14 +628,19 @@ async function main(): Promise<void> {
   const m0 = mem.find((f) => f.config === 'vfsd-p0');
   if (m0 && m0.idleKb !== null && m0.afterLoadKb !== null)
     goals.push(`RSS ≤ 50 MB idle: ${(m0.idleKb / 1024).toFixed(1)} MB, ${met(m0.idleKb <= 50 * 1024)}; ≤ idle + 16 MB under load: +${((m0.afterLoadKb - m0.idleKb) / 1024).toFixed(1)} MB, ${met(m0.afterLoadKb - m0.idleKb <= 16 * 1024)}`);
-  if (goals.length) console.log(`\nIssue 15 targets in this run:\n${goals.map((g) => `  - ${g}`).join('\n')}`);
+  if (scaling) {
+    goals.push(`2 queue threads ≥ 1.3× 1 queue (GETATTR, total QD ${scaling.depth}): ${scaling.gain.toFixed(2)}×, ${met(scaling.gain >= 1.3)}`);
+    if (scaling.vsC !== null) goals.push(`2 queue threads ≥ 1.0× the C daemon: ${scaling.vsC.toFixed(2)}×, ${met(scaling.vsC >= 1)}`);
+    if (scaling.setlkw.ratio !== null) goals.push(`a SETLKW waiting on queue 1 leaves GETATTR ≥ 0.9×: ${scaling.setlkw.ratio.toFixed(2)}, ${met(scaling.setlkw.ratio >= 0.9)}`);
+  }
+  if (goals.length) console.log(`\nIssue 15 and 11 targets in this run:\n${goals.map((g) => `  - ${g}`).join('\n')}`);
 
   const wall = (Date.now() - t0) / 1000;
   if (anomalies.length) console.log(`\nAnomalies (${anomalies.length}):\n${anomalies.map((a) => `  - ${a}`).join('\n')}`);
   console.log(`\nTotal wall time ${wall.toFixed(0)} s.`);
 
   fs.mkdirSync(o.out, { recursive: true });
-  const report = { date: new Date().toISOString(), machine: mach, options: { ...o, out: undefined }, ceilings: ceil, rows, points, cpu, setlkw, memory: mem, targets: goals, anomalies, table, wallSeconds: wall };
+  const report = { date: new Date().toISOString(), machine: mach, options: { ...o, out: undefined }, ceilings: ceil, rows, points, cpu, setlkw, scaling, memory: mem, targets: goals, anomalies, table, wallSeconds: wall };
   fs.writeFileSync(path.join(o.out, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
   fs.writeFileSync(
     path.join(o.out, 'latest.svg'),

@@ -320,7 +320,8 @@ static void *worker_main(void *arg) {
   int inflight = 0;
   for (int i = 0; i < w->nslots; i++)
     if (start_op(w, &w->slots[i], now)) inflight++;
-  if (cur_kind == K_SETLKW_GETATTR) {
+  // One SETLKW, on the first queue: with several queues the others' GETATTRs show what it costs them.
+  if (cur_kind == K_SETLKW_GETATTR && w == &workers[0]) {
     struct slot *s = &w->slots[w->nslots];
     s->lock = 1;
     start_op(w, s, now);

@@ -71,6 +71,7 @@ const queueFs = (require(init.fs.module) as { createQueueFs(data: unknown): Queu
 const session = new FuseSession(new FuseServer(queueFs), log, new Inspection());
 const runtime = new QueueRuntime(vq, session);
 runtime.servedHere = null; // until the main thread's INIT
+runtime.notifyWithinDrain = false;
 
 /** Chains whose requests the main thread is serving, by the id they went with. */
 const pending = new Map<number, DescriptorChain>();
