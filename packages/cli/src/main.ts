@@ -18,7 +18,8 @@ import type { InspectorHandle } from './inspector';
 function requestLine(e: RequestLogEntry): string {
   const op = e.opcode === null ? 'UNDECODED' : (FuseOpcode[e.opcode] ?? `OPCODE_${e.opcode}`);
   const result = e.errno ? `errno ${e.errno}` : `ok ${e.len} bytes`;
-  return `queue ${e.queue} unique ${e.unique ?? '-'} ${op}: ${result} in ${e.latencyUs.toFixed(0)} µs`;
+  const thread = e.thread === undefined ? '' : ` (thread ${e.thread})`;
+  return `queue ${e.queue}${thread} unique ${e.unique ?? '-'} ${op}: ${result} in ${e.latencyUs.toFixed(0)} µs`;
 }
 
 export async function run(argv: string[]): Promise<number> {

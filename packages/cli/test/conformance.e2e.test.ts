@@ -57,9 +57,14 @@ test.each([[['--writeback']], [['--inode-file-handles', 'mandatory', '--inode-fd
 });
 
 // Two request queues, as a Linux 6.12 guest with 2 vCPUs uses them (QEMU 10, num-request-queues=2),
-// alone and with a worker pool.
+// alone and with a worker pool, both on the main thread and each in a thread of its own.
 const TWO_QUEUES = { VFSD_GUEST_FLAVOR: 'backports', VFSD_GUEST_SMP: '2', VFSD_GUEST_FS_OPTS: 'num-request-queues=2' };
-test.each([[['--request-queues', '2']], [['--request-queues', '2', '--thread-pool-size', '4']]])('vfsd %j under a 6.12 guest with 2 vCPUs passes every check', async (args) => {
+test.each([
+  [['--request-queues', '2']],
+  [['--request-queues', '2', '--thread-pool-size', '4']],
+  [['--request-queues', '2', '--queue-threads']],
+  [['--request-queues', '2', '--queue-threads', '--queue-cpus', '0,1', '--thread-pool-size', '4']],
+])('vfsd %j under a 6.12 guest with 2 vCPUs passes every check', async (args) => {
   await guest.setup(TWO_QUEUES);
   const r = conformance('vfsd', args, TWO_QUEUES);
   console.log(`vfsd ${args.join(' ')} (6.12, 2 vCPUs): ${r.passed.size} passed; failed: ${[...r.failed].map(([k, v]) => `${k} (${v})`).join(', ') || 'none'}`);

@@ -14,7 +14,7 @@ const PIN = 2;
 
 export class FdCells {
   readonly buffer: SharedArrayBuffer;
-  private readonly ids: BigInt64Array; // [2k]: id, [2k+1]: aux
+  private readonly ids: BigInt64Array; // [4k]: id, [4k+1]: aux
   private readonly words: Int32Array; // [8k+4]: fd, [8k+5]: word
   private readonly mask: bigint;
 
@@ -40,8 +40,8 @@ export class FdCells {
   claim(id: bigint, aux: bigint, fd: number): number {
     const k = Number(id & this.mask);
     if (Atomics.load(this.words, 8 * k + 5) !== FREE) return -1;
-    Atomics.store(this.ids, 2 * k, id);
-    Atomics.store(this.ids, 2 * k + 1, aux);
+    Atomics.store(this.ids, 4 * k, id);
+    Atomics.store(this.ids, 4 * k + 1, aux);
     Atomics.store(this.words, 8 * k + 4, fd);
     Atomics.store(this.words, 8 * k + 5, 0); // open: pins may count from here
     return k;
@@ -50,10 +50,10 @@ export class FdCells {
   /** Any thread: pins the cell of `id` (with `aux`, when given, checked too): the cell, or -1. */
   pinId(id: bigint, aux?: bigint): number {
     const k = Number(id & this.mask);
-    if (Atomics.load(this.ids, 2 * k) !== id) return -1;
+    if (Atomics.load(this.ids, 4 * k) !== id) return -1;
     if (!this.pin(k)) return -1;
     // The cell may have been closed and given to another id between the check and the pin.
-    if (Atomics.load(this.ids, 2 * k) !== id || (aux !== undefined && Atomics.load(this.ids, 2 * k + 1) !== aux)) {
+    if (Atomics.load(this.ids, 4 * k) !== id || (aux !== undefined && Atomics.load(this.ids, 4 * k + 1) !== aux)) {
       const fd = this.fd(k);
       if (this.unpin(k)) this.closeFd(fd);
       return -1;

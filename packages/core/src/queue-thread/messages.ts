@@ -4,6 +4,7 @@
 import type { MemoryRegionDesc, RingAddresses, RingFeatures } from '@vfsd/vhost';
 import type { QueueThreadPart } from '../filesystem';
 import type { StopMode } from '../actors/virtqueue.machine';
+import type { RequestLogEntry } from '../virtio-fs/queue-runtime';
 
 /** A region of guest memory for the thread to map: its descriptor and a copy of its fd (the thread closes it). */
 export interface SharedRegion {
@@ -22,6 +23,8 @@ export interface QueueThreadInit {
   callFd: number | null;
   regions: SharedRegion[];
   fs: QueueThreadPart;
+  /** The main thread logs every request (debug): the thread reports those it answered. */
+  logRequests: boolean;
   /** CPUs the thread binds itself to (none: wherever the kernel runs it). */
   cpus: number[];
   /** Shared counters (QueueCounter indexes), read by the main thread for the inspector. */
@@ -63,6 +66,7 @@ export type ToMain =
   | { type: 'requests'; list: ForwardedRequest[] }
   | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; message: string }
   | { type: 'fault'; kind: string; detail: string }
+  | { type: 'requestDone'; entry: RequestLogEntry }
   | { type: 'stopped'; lastAvailIdx: number; usedIdx: number };
 
 export type ToThread =

@@ -79,6 +79,7 @@ export class QueueThread implements RingControl, RequestQueue {
         callFd: vq.callFd === null ? null : dupFd(vq.callFd),
         regions: shareRegions(regions),
         fs: part,
+        logRequests: session.onRequestDone !== null,
         cpus,
         counters,
       },
@@ -156,7 +157,8 @@ export class QueueThread implements RingControl, RequestQueue {
   }
 
   stopped(): void {
-    this.log.debug(`queue ${this.index} stopped (thread ${this.counters[QueueCounter.tid]}): ${this.counters[QueueCounter.servedHere]} requests served there, ${this.counters[QueueCounter.forwarded]} here`);
+    const c = this.counters;
+    this.log.debug(`queue ${this.index} stopped (thread ${c[QueueCounter.tid]}, CPU ${c[QueueCounter.cpu]}): ${c[QueueCounter.servedHere]} requests served there, ${c[QueueCounter.forwarded]} by the main thread; ${c[QueueCounter.kicks]} kicks, ${c[QueueCounter.notifications]} notifications`);
     void this.worker.terminate();
     this.resolveStopped();
   }
@@ -201,6 +203,9 @@ export class QueueThread implements RingControl, RequestQueue {
         return;
       case 'fault':
         this.session.faults.record(m.kind as DecodeFailure, m.detail);
+        return;
+      case 'requestDone':
+        this.session.onRequestDone?.(m.entry);
         return;
       case 'stopped':
         this.vq.lastAvailIdx = m.lastAvailIdx;

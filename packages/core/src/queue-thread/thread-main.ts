@@ -72,6 +72,10 @@ const session = new FuseSession(new FuseServer(queueFs), log, new Inspection());
 const runtime = new QueueRuntime(vq, session);
 runtime.servedHere = null; // until the main thread's INIT
 runtime.notifyWithinDrain = false;
+const tid = counters[QueueCounter.tid];
+if (init.logRequests) session.onRequestDone = (entry) => post({ type: 'requestDone', entry: { ...entry, thread: tid } });
+// What the guest got wrong here is counted (and logged, rate-limited) with the main thread's faults.
+session.faults.record = (kind, detail) => post({ type: 'fault', kind, detail });
 
 /** Chains whose requests the main thread is serving, by the id they went with. */
 const pending = new Map<number, DescriptorChain>();

@@ -23,6 +23,8 @@ export interface RequestLogEntry {
   /** Bytes written to the chain. */
   len: number;
   latencyUs: number;
+  /** The kernel thread id of the request-queue thread that answered it (none: the main thread). */
+  thread?: number;
 }
 
 /** A read-only view of one ring, for the visualizer (the counters as they are now). */
