@@ -59,6 +59,8 @@ export interface QueueView {
   notifications: number;
   enabled: boolean;
   broken: string | null;
+  /** The thread serving the ring: the main thread, or a request-queue thread (--queue-threads), with its CPU now. */
+  thread: { main: boolean; tid: number; cpu: number; servedHere: number | null; forwarded: number | null };
 }
 
 export interface RequestView {

@@ -6,6 +6,7 @@
 //  - `drainEvents` converts what the ring holds since the last call, up to a cap, and keeps the
 //    last few events of each actor for the page's detail view.
 import { FuseOpcode, requestLogic, type VirtioFsDevice } from '@vfsd/core';
+import { currentCpu } from '@vfsd/vhost';
 import type { ActorRefLike, InspectionEvent } from 'xstate';
 import { actorKind, contextOf, stateOf, toRecord } from './records';
 import type { DeviceView, EventRecord, InspectMode, QueueView, RequestView, Sample, WorkerView } from './protocol';
@@ -175,6 +176,7 @@ export class Sampler {
       const snap = d.actor.getSnapshot();
       const ctx = contextOf('device', snap) ?? {};
       const qs = d.queueStats();
+      const mainCpu = currentCpu();
       const completed = d.completedRequests;
       const faults = d.guestFaults;
       completedDelta += completed - (this.lastCompleted.get(d) ?? completed);
@@ -205,6 +207,9 @@ export class Sampler {
           notifications: q.notifications,
           enabled: q.enabled,
           broken: q.broken,
+          thread: q.thread
+            ? { main: false, tid: q.thread.tid, cpu: q.thread.cpu, servedHere: q.thread.servedHere, forwarded: q.thread.forwarded }
+            : { main: true, tid: process.pid, cpu: mainCpu, servedHere: null, forwarded: null },
         });
       }
       for (const r of d.inFlightRequests()) {

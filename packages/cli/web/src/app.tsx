@@ -442,6 +442,11 @@ function App() {
                       <dd data-testid="kicks">{fmtCount(q.kicks)}</dd>
                       <dt>notifications</dt>
                       <dd data-testid="notifications">{fmtCount(q.notifications)}</dd>
+                      <dt>thread</dt>
+                      <dd data-testid="queue-thread" title={q.thread.main ? 'the main thread serves this ring' : `answered in this thread: ${q.thread.servedHere}; handed to the main thread: ${q.thread.forwarded}`}>
+                        {q.thread.main ? 'main' : `tid ${q.thread.tid}`}
+                        <span class="muted"> on CPU {q.thread.cpu}</span>
+                      </dd>
                     </dl>
                     {q.broken ? <div class="error small">{q.broken}</div> : null}
                   </button>
