@@ -130,7 +130,7 @@ describe('a thread per request queue', () => {
     }
   });
 
-  test('FORGET on hiprio racing GETATTRs on both threads, RELEASE on one racing WRITEs on the other: no fd leaks or outlives its inode', async () => {
+  test('FORGET on hiprio racing LOOKUPs and GETATTRs on both queues, RELEASE on one racing WRITEs on the other: every count balances, no fd leaks or outlives its inode', async () => {
     const r = rig();
     try {
       const { fe, c } = await r.connect();
@@ -143,11 +143,21 @@ describe('a thread per request queue', () => {
           ops.push(c.getattr(nodeid, 1 + (i % 2)));
           ops.push(write(c, nodeid, fh, BigInt(i), Buffer.from('w'), 1 + ((i + 1) % 2)));
         }
+        // LOOKUPs on both queues (each a lookup the kernel will forget) against the FORGET of the first.
+        const lookups: Array<Promise<FuseReply>> = [];
+        for (let i = 0; i < 10; i++) lookups.push(c.request(FuseOpcode.FUSE_LOOKUP, 1n, [Buffer.from('file\0')], 16 + 128, 1 + (i % 2)));
         ops.splice(20, 0, release(c, nodeid, fh, 1), forget(c, nodeid, 1n));
         const replies = await Promise.all(ops);
         for (const x of replies) {
           if (x && typeof x === 'object' && 'error' in x) expect([0, EBADF]).toContain((x as FuseReply).error);
         }
+        let found = 0n;
+        for (const l of await Promise.all(lookups)) {
+          expect(l.error).toBe(0);
+          if (l.body.readBigUInt64LE(0) === nodeid) found++;
+          else await forget(c, l.body.readBigUInt64LE(0), 1n); // the inode was forgotten first: a new nodeid
+        }
+        if (found > 0n) await forget(c, nodeid, found);
       }
       // Every inode forgotten and every handle released: their fds are closed, by whichever thread dropped the last pin.
       await new Promise((res) => setTimeout(res, 50));
