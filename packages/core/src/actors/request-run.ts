@@ -40,6 +40,12 @@ export interface RequestQueue {
   elsewhere?(run: RequestRun): void;
 }
 
+/** fuse_in_header.opcode (little-endian u32 at byte 4) of a chain's first segment, -1 if it is shorter. */
+function opcodeOf(first: Uint8Array | undefined): number {
+  if (!first || first.length < 8) return -1;
+  return (first[4] | (first[5] << 8) | (first[6] << 16) | (first[7] << 24)) >>> 0;
+}
+
 export class RequestRun {
   private readonly state: RequestState | null;
   private readonly actor: Actor<typeof requestLogic> | null;
@@ -65,6 +71,9 @@ export class RequestRun {
   run(): void {
     const q = this.queue;
     const chain = this.chain;
+    // In a request-queue thread, what it does not answer goes on undecoded (the main thread decodes it).
+    const here = q.servedHere;
+    if (here !== undefined && (here === null || !here.has(opcodeOf(chain.readable[0])) || !q.server.initialized)) return q.elsewhere!(this);
     const out = new ReplyWriter(chain.writable, chain.writableLength, q.scratch);
     let req: DecodedRequest;
     try {
@@ -87,8 +96,6 @@ export class RequestRun {
       q.interrupt(req.arg.unique);
       return this.done(out);
     }
-    const here = q.servedHere;
-    if (here !== undefined && (here === null || !here.has(req.opcode) || !q.server.initialized)) return q.elsewhere!(this);
     const handle = new RequestHandle(req.header, req.opcode === FuseOpcode.FUSE_SETLKW);
     this.handle = handle;
     this.send({ type: 'decoded', unique: handle.unique, opcode: req.opcode, nodeid: req.header.nodeid });

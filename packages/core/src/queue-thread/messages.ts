@@ -5,6 +5,7 @@ import type { MemoryRegionDesc, RingAddresses, RingFeatures } from '@vfsd/vhost'
 import type { QueueThreadPart } from '../filesystem';
 import type { StopMode } from '../actors/virtqueue.machine';
 import type { RequestLogEntry } from '../virtio-fs/queue-runtime';
+import type { PackedBatch } from './batch';
 
 /** A region of guest memory for the thread to map: its descriptor and a copy of its fd (the thread closes it). */
 export interface SharedRegion {
@@ -47,30 +48,20 @@ export const QueueCounter = {
 } as const;
 export const QUEUE_COUNTERS = 9;
 
-/** A request the thread hands over: its readable bytes and how many reply bytes its chain holds. */
-export interface ForwardedRequest {
-  id: number;
-  bytes: Uint8Array;
-  capacity: number;
-}
-
-/** The reply to a ForwardedRequest: `data` holds `len` reply bytes (0: none). */
-export interface ForwardedReply {
-  id: number;
-  data: Uint8Array;
-  len: number;
-}
-
+/**
+ * Requests the thread hands over (a batch item each: its readable bytes, id, and how many reply bytes
+ * its chain holds), and their replies (the reply bytes, id, 0).
+ */
 export type ToMain =
   | { type: 'ready' }
-  | { type: 'requests'; list: ForwardedRequest[] }
+  | { type: 'requests'; batch: PackedBatch }
   | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; message: string }
   | { type: 'fault'; kind: string; detail: string }
   | { type: 'requestDone'; entry: RequestLogEntry }
   | { type: 'stopped'; lastAvailIdx: number; usedIdx: number };
 
 export type ToThread =
-  | { type: 'replies'; list: ForwardedReply[] }
+  | { type: 'replies'; batch: PackedBatch }
   /** INIT was answered: the thread decodes with the negotiated options and may serve requests. */
   | { type: 'session'; minor: number; setxattrExt: boolean }
   | { type: 'callFd'; fd: number | null }

@@ -13,7 +13,8 @@ import type { DecodeFailure } from '../fuse/decode-error';
 import { FuseOpcode } from '../fuse/opcodes';
 import type { FuseServer } from '../server/fuse-server';
 import type { FuseSession, QueueStats } from '../virtio-fs/queue-runtime';
-import { QUEUE_COUNTERS, QueueCounter, type ForwardedReply, type ForwardedRequest, type SharedRegion, type ToMain, type ToThread } from './messages';
+import { BatchBuilder, forEachItem, transferOf, type PackedBatch } from './batch';
+import { QUEUE_COUNTERS, QueueCounter, type SharedRegion, type ToMain, type ToThread } from './messages';
 
 /** Forwarded chains are not guest memory: their buffers are the thread's copies. */
 const NO_MEMORY = new GuestMemory([]);
@@ -43,8 +44,7 @@ export class QueueThread implements RingControl, RequestQueue {
   private readonly counters: Float64Array;
   /** Forwarded requests waiting for the filesystem. */
   private readonly waitingRuns = new Set<RequestRun>();
-  private replies: ForwardedReply[] = [];
-  private transfer: ArrayBuffer[] = [];
+  private readonly replies = new BatchBuilder();
   private inBatch = false;
   private flushScheduled = false;
   private stopping = false;
@@ -183,9 +183,7 @@ export class QueueThread implements RingControl, RequestQueue {
     session.onRequestDone?.({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
     session.liveRequests--;
     session.completed++;
-    const data = run.chain.writable[0];
-    this.replies.push({ id: run.chain.head, data, len });
-    this.transfer.push(data.buffer as ArrayBuffer);
+    this.replies.add(run.chain.head, run.chain.writable, len, 0);
     if (st.opcode === FuseOpcode.FUSE_INIT) this.onInit?.();
     if (!this.inBatch && !this.flushScheduled) {
       this.flushScheduled = true;
@@ -196,7 +194,7 @@ export class QueueThread implements RingControl, RequestQueue {
   private onMessage(m: ToMain): void {
     switch (m.type) {
       case 'requests':
-        this.serve(m.list);
+        this.serve(m.batch);
         return;
       case 'log':
         this.log[m.level](m.message);
@@ -218,18 +216,18 @@ export class QueueThread implements RingControl, RequestQueue {
   }
 
   /** Forwarded requests, each through a request actor over a chain of the thread's copies. */
-  private serve(list: readonly ForwardedRequest[]): void {
+  private serve(batch: PackedBatch): void {
     this.inBatch = true;
     try {
-      for (const f of list) {
-        const chain = new DescriptorChain(f.id, NO_MEMORY);
-        chain.readable.push(f.bytes);
-        chain.readableLength = f.bytes.length;
-        chain.writable.push(new Uint8Array(f.capacity));
-        chain.writableLength = f.capacity;
+      forEachItem(batch, (id, bytes, capacity) => {
+        const chain = new DescriptorChain(id, NO_MEMORY);
+        chain.readable.push(bytes);
+        chain.readableLength = bytes.length;
+        chain.writable.push(new Uint8Array(capacity));
+        chain.writableLength = capacity;
         this.session.liveRequests++;
         new RequestRun(this, chain).run();
-      }
+      });
     } finally {
       this.inBatch = false;
     }
@@ -237,10 +235,8 @@ export class QueueThread implements RingControl, RequestQueue {
   }
 
   private flush(): void {
-    if (this.replies.length === 0) return;
-    this.post({ type: 'replies', list: this.replies }, this.transfer);
-    this.replies = [];
-    this.transfer = [];
+    const batch = this.replies.take();
+    if (batch) this.post({ type: 'replies', batch }, transferOf(batch));
   }
 
   private post(m: ToThread, transfer?: ArrayBuffer[]): void {

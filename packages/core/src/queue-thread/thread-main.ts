@@ -21,7 +21,8 @@ import type { RequestRun } from '../actors/request-run';
 import type { QueueFs } from '../filesystem';
 import { FuseServer } from '../server/fuse-server';
 import { FuseSession, QueueRuntime } from '../virtio-fs/queue-runtime';
-import { QueueCounter, type ForwardedReply, type ForwardedRequest, type QueueThreadInit, type SharedRegion, type ToMain, type ToThread } from './messages';
+import { BatchBuilder, forEachItem, transferOf, type PackedBatch } from './batch';
+import { QueueCounter, type QueueThreadInit, type SharedRegion, type ToMain, type ToThread } from './messages';
 
 if (!parentPort) throw new Error('thread-main must run in a worker thread');
 const port = parentPort;
@@ -72,6 +73,7 @@ const session = new FuseSession(new FuseServer(queueFs), log, new Inspection());
 const runtime = new QueueRuntime(vq, session);
 runtime.servedHere = null; // until the main thread's INIT
 runtime.notifyWithinDrain = false;
+runtime.mayPoll = () => pending.size === 0 && outgoing.size === 0;
 const tid = counters[QueueCounter.tid];
 if (init.logRequests) session.onRequestDone = (entry) => post({ type: 'requestDone', entry: { ...entry, thread: tid } });
 // What the guest got wrong here is counted (and logged, rate-limited) with the main thread's faults.
@@ -80,33 +82,23 @@ session.faults.record = (kind, detail) => post({ type: 'fault', kind, detail });
 /** Chains whose requests the main thread is serving, by the id they went with. */
 const pending = new Map<number, DescriptorChain>();
 let nextId = 1;
-let outgoing: ForwardedRequest[] = [];
-let transfer: ArrayBuffer[] = [];
+const outgoing = new BatchBuilder();
 let forwarded = 0;
 let stopping = false;
 
 runtime.elsewhere = (run: RequestRun): void => {
   session.liveRequests--;
   const chain = run.chain;
-  const bytes = new Uint8Array(chain.readableLength);
-  let at = 0;
-  for (const seg of chain.readable) {
-    bytes.set(seg, at);
-    at += seg.length;
-  }
   const id = nextId;
   nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
   pending.set(id, chain);
-  outgoing.push({ id, bytes, capacity: chain.writableLength });
-  transfer.push(bytes.buffer as ArrayBuffer);
+  outgoing.add(id, chain.readable, chain.readableLength, chain.writableLength);
   forwarded++;
 };
 
 function flushOutgoing(): void {
-  if (outgoing.length === 0) return;
-  post({ type: 'requests', list: outgoing }, transfer);
-  outgoing = [];
-  transfer = [];
+  const batch = outgoing.take();
+  if (batch) post({ type: 'requests', batch }, transferOf(batch));
 }
 
 function publishCounters(): void {
@@ -127,14 +119,14 @@ function serveRing(): void {
   publishCounters();
 }
 
-function replied(list: readonly ForwardedReply[]): void {
-  for (const r of list) {
-    const chain = pending.get(r.id);
-    if (!chain) continue;
-    pending.delete(r.id);
-    if (r.len > 0) chain.write(r.data.subarray(0, r.len));
-    vq.complete(chain, r.len);
-  }
+function replied(batch: PackedBatch): void {
+  forEachItem(batch, (id, bytes) => {
+    const chain = pending.get(id);
+    if (!chain) return;
+    pending.delete(id);
+    if (bytes.length > 0) chain.write(bytes);
+    vq.complete(chain, bytes.length);
+  });
   vq.notify();
   publishCounters();
 }
@@ -190,7 +182,7 @@ vq.onSettled = () => {
 port.on('message', (m: ToThread) => {
   switch (m.type) {
     case 'replies':
-      replied(m.list);
+      replied(m.batch);
       return;
     case 'session':
       session.server.adopt(m.minor, m.setxattrExt);

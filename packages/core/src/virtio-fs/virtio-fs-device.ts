@@ -74,6 +74,7 @@ export class VirtioFsDevice implements VhostUserDevice {
     const cpu = this.options.queueCpus?.[vq.index - 1];
     const runtime = part ? new QueueThread(vq, kickFd!, this.session, part, this.regions, cpu === undefined ? [] : [cpu]) : new QueueRuntime(vq, this.session);
     if (runtime instanceof QueueThread) runtime.onInit = () => this.sessionNegotiated();
+    else if (vq.index === 0 && this.options.queueThreads) runtime.pollUs = 0; // see QueueRuntime.pollUs
     this.runtimes.set(vq.index, runtime);
     this.actor.send({ type: 'queueStarted', runtime });
     const child = this.actor.getSnapshot().context.queues[vq.index];
