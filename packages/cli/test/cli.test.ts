@@ -113,6 +113,15 @@ describe('vfsd options', () => {
     expect(() => parse(['--migration-on-error', 'ignore'])).toThrow(/migration-on-error/);
   });
 
+  test('--queue-threads and --queue-cpus: a CPU per request queue, only with queue threads', () => {
+    const parse = (args: string[]) => parseOptions(['--socket-path', '/tmp/a.sock', '--shared-dir', dir, ...args]) as Options;
+    expect(parse([])).toMatchObject({ queueThreads: false, queueCpus: undefined });
+    expect(parse(['--request-queues', '2', '--queue-threads', '--queue-cpus', '0, 1'])).toMatchObject({ requestQueues: 2, queueThreads: true, queueCpus: [0, 1] });
+    expect(() => parse(['--request-queues', '2', '--queue-cpus', '0,1'])).toThrow(/applies with --queue-threads/);
+    expect(() => parse(['--queue-threads', '--queue-cpus', '0,1'])).toThrow(/2 CPUs for 1 request queue/);
+    expect(() => parse(['--queue-threads', '--queue-cpus', 'one'])).toThrow(/CPU numbers/);
+  });
+
   test('--inode-file-handles mandatory refuses to start where open_by_handle_at is not allowed; prefer falls back', () => {
     // Without CAP_DAC_READ_SEARCH: util-linux's setpriv drops it from the bounding set, so the exec'd
     // daemon (still root, so it can read a checkout only root can read) never has it.

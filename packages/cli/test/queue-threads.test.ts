@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { Logger, serve } from '@vfsd/vhost';
+import { Logger, ProtocolFeature, bit, serve } from '@vfsd/vhost';
 import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { FuseOpcode, VirtioFsDevice, fuse_forget_in, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_write_in } from '@vfsd/core';
 import { FuseClient, type FuseReply } from '@vfsd/core/testing';
@@ -51,9 +51,9 @@ function rig() {
     share,
     devices,
     errors,
-    async connect() {
+    async connect(migration = false) {
       const fe = await SimulatedFrontend.connect(sock);
-      await fe.negotiate({ numQueues: 3, queueSize: 256 });
+      await fe.negotiate({ numQueues: 3, queueSize: 256, migration });
       const c = new FuseClient(fe, 1);
       expect((await c.init()).error).toBe(0);
       return { fe, c };
@@ -183,6 +183,20 @@ describe('a thread per request queue', () => {
       const base = await fe.getVringBase(1);
       expect((await blocked).error).toBe(-4);
       expect(base).toBeGreaterThan(500);
+      await fe.close();
+    } finally {
+      await r.stop();
+    }
+  });
+
+  test('a daemon with queue threads does not offer migration (its threads write guest memory no dirty log sees)', async () => {
+    const r = rig();
+    try {
+      const { fe, c } = await r.connect(true);
+      expect(fe.protocolFeatures & bit(ProtocolFeature.LOG_SHMFD)).toBe(0n);
+      expect(fe.protocolFeatures & bit(ProtocolFeature.DEVICE_STATE)).toBe(0n);
+      expect(fe.protocolFeatures & bit(ProtocolFeature.MQ)).not.toBe(0n);
+      expect((await c.getattr(1n, 2)).error).toBe(0);
       await fe.close();
     } finally {
       await r.stop();
