@@ -4,21 +4,20 @@
 // queue's actor through the stop. The ring itself is the thread's: nothing here touches it.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { DescriptorChain, GuestMemory, closeRaw, dupFd, type Logger, type MemoryRegion, type Virtqueue } from '@vfsd/vhost';
+import { DescriptorChain, GuestMemory, closeRaw, dupFd, type MemoryRegion, type Virtqueue } from '@vfsd/vhost';
 import type { ActorRefFrom } from 'xstate';
-import { RequestRun, type RequestQueue } from '../actors/request-run';
+import { RequestRun } from '../actors/request-run';
 import type { RingControl, StopMode, virtqueueMachine } from '../actors/virtqueue.machine';
 import type { QueueThreadPart } from '../filesystem';
 import type { DecodeFailure } from '../fuse/decode-error';
 import { FuseOpcode } from '../fuse/opcodes';
-import type { FuseServer } from '../server/fuse-server';
 import type { FuseSession, QueueStats } from '../virtio-fs/queue-runtime';
+import { SessionQueue } from '../virtio-fs/session-queue';
 import { BatchBuilder, forEachItem, transferOf, type PackedBatch } from './batch';
 import { QUEUE_COUNTERS, QueueCounter, type SharedRegion, type ToMain, type ToThread } from './messages';
 
 /** Forwarded chains are not guest memory: their buffers are the thread's copies. */
 const NO_MEMORY = new GuestMemory([]);
-const SCRATCH_BYTES = 64 << 10;
 
 /** Copies of each region's fd for a thread to map. */
 function shareRegions(regions: readonly MemoryRegion[]): SharedRegion[] {
@@ -33,17 +32,13 @@ export interface QueueThreadStats {
   forwarded: number;
 }
 
-export class QueueThread implements RingControl, RequestQueue {
-  readonly index: number;
+export class QueueThread extends SessionQueue implements RingControl {
   actor: ActorRefFrom<typeof virtqueueMachine> | null = null;
-  readonly scratch = new Uint8Array(SCRATCH_BYTES);
   readonly whenStopped: Promise<void>;
   /** INIT was answered through this queue: every thread is to hear of the session. */
   onInit: (() => void) | null = null;
   private readonly worker: Worker;
   private readonly counters: Float64Array;
-  /** Forwarded requests waiting for the filesystem. */
-  private readonly waitingRuns = new Set<RequestRun>();
   private readonly replies = new BatchBuilder();
   private inBatch = false;
   private flushScheduled = false;
@@ -59,12 +54,12 @@ export class QueueThread implements RingControl, RequestQueue {
   constructor(
     readonly vq: Virtqueue,
     kickFd: number,
-    private readonly session: FuseSession,
+    session: FuseSession,
     part: QueueThreadPart,
     regions: readonly MemoryRegion[],
     cpus: number[],
   ) {
-    this.index = vq.index;
+    super(vq.index, session);
     this.whenStopped = new Promise((r) => (this.resolveStopped = r));
     const counters = new SharedArrayBuffer(QUEUE_COUNTERS * 8);
     this.counters = new Float64Array(counters);
@@ -91,18 +86,6 @@ export class QueueThread implements RingControl, RequestQueue {
     });
     this.worker.on('exit', () => this.threadEnded());
     this.sendSession();
-  }
-
-  get server(): FuseServer {
-    return this.session.server;
-  }
-
-  get log(): Logger {
-    return this.session.log;
-  }
-
-  get inspect(): RequestQueue['inspect'] {
-    return this.session.inspection.requestInspect;
   }
 
   /** Not zero until the thread has settled its ring (the queue actor's stop waits for that). */
@@ -149,10 +132,7 @@ export class QueueThread implements RingControl, RequestQueue {
 
   beginStop(mode: StopMode): void {
     this.stopping = true;
-    for (const run of this.waitingRuns) {
-      const h = run.handle!;
-      if (mode === 'cancelAll' || h.mayWaitIndefinitely) h.abort(mode === 'cancelAll' ? 'front-end disconnected' : 'ring stopped');
-    }
+    this.cancelWaits(mode);
     this.post({ type: 'stop', mode });
   }
 
@@ -163,28 +143,10 @@ export class QueueThread implements RingControl, RequestQueue {
     this.resolveStopped();
   }
 
-  interrupt(unique: bigint): void {
-    this.session.interrupt(unique);
-  }
-
-  guestFault(kind: DecodeFailure, detail: string): void {
-    this.session.faults.record(kind, detail);
-  }
-
-  waiting(run: RequestRun): void {
-    this.waitingRuns.add(run);
-    this.session.byUnique.set(run.handle!.unique, run);
-  }
-
   finished(run: RequestRun, len: number, errno: number): void {
-    const session = this.session;
-    if (this.waitingRuns.delete(run)) session.byUnique.delete(run.handle!.unique);
-    const st = run.snapshot;
-    session.onRequestDone?.({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
-    session.liveRequests--;
-    session.completed++;
+    this.settle(run, len, errno);
     this.replies.add(run.chain.head, run.chain.writable, len, 0);
-    if (st.opcode === FuseOpcode.FUSE_INIT) this.onInit?.();
+    if (run.snapshot.opcode === FuseOpcode.FUSE_INIT) this.onInit?.();
     if (!this.inBatch && !this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(this.flushNow);

@@ -3,13 +3,13 @@
 // ring's rules. Nothing here waits: a request that blocks only holds its own chain.
 import type { ActorRefFrom } from 'xstate';
 import { ChainError, type DescriptorChain, type Logger, type Virtqueue, type VirtqueueError } from '@vfsd/vhost';
-import { RequestRun, type RequestQueue } from '../actors/request-run';
+import { RequestRun } from '../actors/request-run';
 import type { RequestState } from '../actors/request.logic';
 import type { RingControl, StopMode, virtqueueMachine } from '../actors/virtqueue.machine';
 import type { Inspection } from '../actors/inspection';
 import type { FuseServer } from '../server/fuse-server';
-import type { DecodeFailure } from '../fuse/decode-error';
 import { GuestFaults } from './guest-faults';
+import { SessionQueue } from './session-queue';
 
 export type { StopMode } from '../actors/virtqueue.machine';
 
@@ -122,13 +122,8 @@ const MIN_NOTIFY_BATCH = 4;
  */
 const POLL_US = 20;
 
-/** Scratch for small replies that do not fit the first writable segment (a Linux out header has its own). */
-const SCRATCH_BYTES = 64 << 10;
-
-export class QueueRuntime implements RingControl, RequestQueue {
-  readonly index: number;
+export class QueueRuntime extends SessionQueue implements RingControl {
   actor: ActorRefFrom<typeof virtqueueMachine> | null = null;
-  readonly scratch = new Uint8Array(SCRATCH_BYTES);
   /** In a request-queue thread (see RequestQueue): what is answered here, and where the rest goes. */
   servedHere: ReadonlySet<number> | null | undefined = undefined;
   elsewhere: ((run: RequestRun) => void) | undefined = undefined;
@@ -148,8 +143,6 @@ export class QueueRuntime implements RingControl, RequestQueue {
    */
   pollUs = POLL_US;
   mayPoll: () => boolean = () => true;
-  /** Requests of this queue waiting for the filesystem. */
-  private readonly waitingRuns = new Set<RequestRun>();
   private stopping = false;
   private draining = false;
   /** Drains run (kicks that found the queue waiting, and the first of a start). */
@@ -176,25 +169,13 @@ export class QueueRuntime implements RingControl, RequestQueue {
 
   constructor(
     readonly vq: Virtqueue,
-    private readonly session: FuseSession,
+    session: FuseSession,
   ) {
-    this.index = vq.index;
+    super(vq.index, session);
     this.whenStopped = new Promise((r) => (this.resolveStopped = r));
     vq.onSettled = () => {
       if (this.stopping) this.actor?.send({ type: 'requestsSettled' });
     };
-  }
-
-  get server(): FuseServer {
-    return this.session.server;
-  }
-
-  get log(): Logger {
-    return this.session.log;
-  }
-
-  get inspect(): RequestQueue['inspect'] {
-    return this.session.inspection.requestInspect;
   }
 
   get inFlight(): number {
@@ -246,10 +227,7 @@ export class QueueRuntime implements RingControl, RequestQueue {
 
   beginStop(mode: StopMode): void {
     this.stopping = true;
-    for (const run of this.waitingRuns) {
-      const h = run.handle!;
-      if (mode === 'cancelAll' || h.mayWaitIndefinitely) h.abort(mode === 'cancelAll' ? 'front-end disconnected' : 'ring stopped');
-    }
+    this.cancelWaits(mode);
   }
 
   stopped(): void {
@@ -258,29 +236,8 @@ export class QueueRuntime implements RingControl, RequestQueue {
     this.resolveStopped();
   }
 
-  interrupt(unique: bigint): void {
-    this.session.interrupt(unique);
-  }
-
-  guestFault(kind: DecodeFailure, detail: string): void {
-    this.session.faults.record(kind, detail);
-  }
-
-  waiting(run: RequestRun): void {
-    this.waitingRuns.add(run);
-    this.session.byUnique.set(run.handle!.unique, run);
-  }
-
   finished(run: RequestRun, len: number, errno: number): void {
-    const session = this.session;
-    if (this.waitingRuns.delete(run)) session.byUnique.delete(run.handle!.unique);
-    const log = session.onRequestDone;
-    if (log) {
-      const st = run.snapshot;
-      log({ queue: this.index, unique: st.unique, opcode: st.opcode, errno, len, latencyUs: (performance.now() - st.startedAt) * 1000 });
-    }
-    session.liveRequests--;
-    session.completed++;
+    this.settle(run, len, errno);
     this.vq.complete(run.chain, len);
     // Within a drain, replies are announced every notifyBatch pushes (and at its end), so the driver
     // refills while we go on without an eventfd write per reply; with EVENT_IDX the write happens only
