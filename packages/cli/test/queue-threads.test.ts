@@ -9,6 +9,7 @@ import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { FuseOpcode, VirtioFsDevice, fuse_forget_in, fuse_open_in, fuse_open_out, fuse_read_in, fuse_release_in, fuse_write_in } from '@vfsd/core';
 import { FuseClient, type FuseReply } from '@vfsd/core/testing';
 import { PassthroughFs } from '@vfsd/passthrough';
+import { Sampler } from '../src/inspector';
 
 const F_WRLCK = 1;
 const WHOLE = { start: 0n, end: 0x7fffffffffffffffn, type: F_WRLCK, pid: 1 };
@@ -123,6 +124,15 @@ describe('a thread per request queue', () => {
       expect(t2.servedHere).toBeGreaterThanOrEqual(201); // 200 GETATTRs and the WRITE
       expect(t1.forwarded).toBeGreaterThanOrEqual(2); // INIT, OPEN (and the READ of a released handle)
       expect(t2.forwarded).toBeGreaterThanOrEqual(2); // LOOKUP, RELEASE
+      // The inspector shows who serves each ring, and where.
+      const views = new Sampler({ getDevices: () => r.devices }).sample().queues.sort((a, b) => a.index - b.index);
+      expect(views.map((q) => [q.index, q.thread.main, q.thread.tid])).toEqual([
+        [0, true, process.pid],
+        [1, false, t1.tid],
+        [2, false, t2.tid],
+      ]);
+      for (const q of views) expect(q.thread.cpu).toBeGreaterThanOrEqual(0);
+      expect(views[1].thread.servedHere).toBeGreaterThanOrEqual(201);
       await fe.close();
       expect(r.errors).toEqual([]);
     } finally {
