@@ -152,6 +152,7 @@ export async function run(argv: string[]): Promise<number> {
           requestQueues: o.requestQueues,
           queueThreads: o.queueThreads,
           queueCpus: o.queueCpus,
+          tag: o.tag,
           logger,
           inspection,
           onRequestDone: debug ? (e) => log.debug(requestLine(e)) : undefined,

@@ -14,7 +14,6 @@ export const MIGRATION_ON_ERROR = ['abort', 'guest-error'] as const;
 export const SECCOMP_ACTIONS = ['none', 'kill', 'log', 'trap'] as const;
 /** The Rust virtiofsd's options vfsd does not do yet, and why: refused, never silently ignored. */
 const NOT_YET: Record<string, string> = {
-  tag: 'it needs the vhost-user CONFIG protocol feature, not built yet; give QEMU the tag (-device vhost-user-fs-pci,tag=...)',
   xattrmap: 'xattr name mapping is not built yet',
   'uid-map': 'user namespace id maps are not built yet',
   'gid-map': 'user namespace id maps are not built yet',
@@ -37,6 +36,8 @@ export interface Options {
   /** Each request queue in a thread of its own (with the CPU each is bound to). */
   queueThreads: boolean;
   queueCpus: number[] | undefined;
+  /** Advertised in the device's config space (vhost-user CONFIG). */
+  tag: string | undefined;
   cache: CacheMode;
   writeback: boolean;
   xattr: boolean;
@@ -216,7 +217,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('seccomp', { choices: SECCOMP_ACTIONS, default: 'none' as (typeof SECCOMP_ACTIONS)[number], describe: 'system call filter (only none: see README)' })
     .option('d', { type: 'boolean', default: false, describe: 'the same as --log-level debug (the Rust virtiofsd\'s spelling)' })
     .option('f', { type: 'boolean', default: false, describe: 'no effect: vfsd always runs in the foreground (accepted as the Rust virtiofsd does)' })
-    .option('tag', { type: 'string', describe: 'not supported yet (the device\'s tag comes from QEMU\'s vhost-user-fs-pci tag=)' })
+    .option('tag', { type: 'string', describe: 'the tag the device advertises in its config space (vhost-user CONFIG; at most 36 bytes; QEMU ignores it and takes its own tag= property)' })
     .option('xattrmap', { type: 'string', describe: 'not supported yet' })
     .option('uid-map', { type: 'string', describe: 'not supported yet' })
     .option('gid-map', { type: 'string', describe: 'not supported yet' })
@@ -258,6 +259,8 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   if (queueCpus && (queueCpus.length === 0 || queueCpus.some((c) => !Number.isInteger(c) || c < 0 || c >= 1024))) throw new UsageError(`--queue-cpus takes CPU numbers, comma-separated (got ${a['queue-cpus']})`);
   if (queueCpus && queueCpus.length > queues) throw new UsageError(`--queue-cpus names ${queueCpus.length} CPUs for ${queues} request queue(s)`);
   if (queueCpus && !a['queue-threads']) throw new UsageError('--queue-cpus applies with --queue-threads');
+  const tag = a.tag;
+  if (tag !== undefined && (Buffer.byteLength(tag, 'utf8') === 0 || Buffer.byteLength(tag, 'utf8') > 36)) throw new UsageError(`--tag takes 1 to 36 bytes of UTF-8 (got ${Buffer.byteLength(tag, 'utf8')})`);
   const pool = a['thread-pool-size'];
   if (!Number.isInteger(pool) || pool < 0 || pool > 1024) throw new UsageError('--thread-pool-size must be 0 to 1024');
   const nofile = a['rlimit-nofile'];
@@ -283,6 +286,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     threadPoolSize: pool,
     requestQueues: queues,
     queueThreads: a['queue-threads'],
+    tag,
     queueCpus,
     cache: compat.cache ?? a.cache,
     writeback: compat.writeback ?? a.writeback,

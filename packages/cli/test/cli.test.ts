@@ -88,9 +88,11 @@ describe('vfsd options', () => {
     const o = parse(['--socket', '/tmp/a.sock', '-d', '-f', '--allow-direct-io', '--preserve-noatime', '--allow-mmap', '--seccomp', 'none']);
     expect([o.socketPath, o.logLevel, o.allowDirectIo, o.preserveNoatime, o.allowMmap]).toEqual(['/tmp/a.sock', 'debug', true, true, true]);
     const plain = parse(['--socket-path', '/tmp/a.sock']);
-    expect([plain.allowDirectIo, plain.preserveNoatime, plain.allowMmap]).toEqual([false, false, false]);
+    expect([plain.allowDirectIo, plain.preserveNoatime, plain.allowMmap, plain.tag]).toEqual([false, false, false, undefined]);
+    expect(parse(['--socket-path', '/tmp/a.sock', '--tag', 'fs0']).tag).toBe('fs0');
     for (const [args, why] of [
-      [['--tag', 'fs0'], /--tag is not supported: it needs the vhost-user CONFIG/],
+      [['--tag', 'x'.repeat(37)], /--tag takes 1 to 36 bytes/],
+      [['--tag', ''], /--tag takes 1 to 36 bytes/],
       [['--xattrmap', ':map::user.virtiofs.:'], /--xattrmap is not supported/],
       [['--uid-map', ':0:1000:1:'], /--uid-map is not supported/],
       [['--translate-uid', 'map:0:1000:1'], /--translate-uid is not supported/],

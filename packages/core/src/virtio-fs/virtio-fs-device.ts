@@ -28,6 +28,23 @@ export interface VirtioFsDeviceOptions {
   queueThreads?: boolean;
   /** With queueThreads: the CPU each request queue's thread is bound to, in queue order (request queue 1 first). */
   queueCpus?: readonly number[];
+  /**
+   * The tag the device advertises in its config space (VHOST_USER_PROTOCOL_F_CONFIG), as the Rust
+   * virtiofsd's --tag: at most 36 bytes of UTF-8. QEMU 10 takes the tag from its own property.
+   */
+  tag?: string;
+}
+
+/** struct virtio_fs_config: tag[36] (UTF-8, NUL-padded), then le32 num_request_queues. */
+export const VIRTIO_FS_TAG_MAX = 36;
+
+export function virtioFsConfig(tag: string, requestQueues: number): Uint8Array {
+  const name = Buffer.from(tag, 'utf8');
+  if (name.length === 0 || name.length > VIRTIO_FS_TAG_MAX) throw new RangeError(`a tag is 1 to ${VIRTIO_FS_TAG_MAX} bytes of UTF-8 (got ${name.length})`);
+  const config = Buffer.alloc(VIRTIO_FS_TAG_MAX + 4);
+  name.copy(config, 0);
+  config.writeUInt32LE(requestQueues, VIRTIO_FS_TAG_MAX);
+  return config;
 }
 
 /** Guest faults since the front-end connected: in all and by kind. */
@@ -39,6 +56,7 @@ export interface GuestFaultStats {
 export class VirtioFsDevice implements VhostUserDevice {
   readonly numQueues: number;
   readonly features = 0n;
+  readonly config?: Uint8Array;
   readonly actor;
   readonly session: FuseSession;
   private readonly runtimes = new Map<number, QueueRuntime | QueueThread>();
@@ -47,6 +65,7 @@ export class VirtioFsDevice implements VhostUserDevice {
 
   constructor(private readonly options: VirtioFsDeviceOptions) {
     this.numQueues = 1 + options.requestQueues;
+    if (options.tag !== undefined) this.config = virtioFsConfig(options.tag, options.requestQueues);
     const inspection = options.inspection ?? new Inspection();
     this.session = new FuseSession(new FuseServer(options.fs), options.logger, inspection, options.faultLogIntervalMs);
     this.session.onRequestDone = options.onRequestDone ?? null;

@@ -66,6 +66,7 @@ const RING_FEATURES = bit(VIRTIO_F_VERSION_1) | bit(VIRTIO_RING_F_INDIRECT_DESC)
 
 /** Requests whose own reply makes a REPLY_ACK redundant. */
 const HAS_REPLY = new Set<number>([
+  Request.GET_CONFIG,
   Request.GET_FEATURES,
   Request.GET_PROTOCOL_FEATURES,
   Request.GET_QUEUE_NUM,
@@ -136,9 +137,10 @@ export class VhostUserBackend implements ConnectionHandler {
 
   /** DEVICE_STATE only for devices that can save and load their state. */
   get offeredProtocolFeatures(): bigint {
-    if (this.device.migratable === false) return OFFERED_PROTOCOL_FEATURES & ~bit(ProtocolFeature.LOG_SHMFD);
+    const config = this.device.config ? bit(ProtocolFeature.CONFIG) : 0n;
+    if (this.device.migratable === false) return (OFFERED_PROTOCOL_FEATURES & ~bit(ProtocolFeature.LOG_SHMFD)) | config;
     const migrates = this.device.saveState !== undefined && this.device.loadState !== undefined;
-    return OFFERED_PROTOCOL_FEATURES | (migrates ? bit(ProtocolFeature.DEVICE_STATE) : 0n);
+    return OFFERED_PROTOCOL_FEATURES | (migrates ? bit(ProtocolFeature.DEVICE_STATE) : 0n) | config;
   }
 
   private has(f: ProtocolFeature): boolean {
@@ -369,9 +371,34 @@ export class VhostUserBackend implements ConnectionHandler {
       case Request.GET_STATUS:
         this.expectSize(p, 0);
         return encodeU64(BigInt(this.status));
+      case Request.GET_CONFIG:
+        return this.getConfig(p);
+      case Request.SET_CONFIG:
+        throw new RequestFailed('the device config space is read-only');
       default:
         throw new RequestFailed(`unsupported request ${requestName(request)} (${p.length}-byte payload)`);
     }
+  }
+
+  /**
+   * GET_CONFIG: struct vhost_user_config (offset, size, flags, payload) answered with the same header
+   * and `size` bytes of the device's config space; a payload of length 0 says it failed (the spec's way).
+   */
+  private getConfig(p: Buffer): Buffer {
+    if (!this.has(ProtocolFeature.CONFIG)) throw new RequestFailed('GET_CONFIG without the CONFIG protocol feature');
+    if (p.length < 12) throw new ProtocolError(`GET_CONFIG of ${p.length} bytes`);
+    const offset = p.readUInt32LE(0);
+    const size = p.readUInt32LE(4);
+    if (p.length !== 12 + size) throw new ProtocolError(`GET_CONFIG for ${size} bytes in a ${p.length}-byte payload`);
+    const config = this.device.config!;
+    const out = Buffer.alloc(12 + size);
+    p.copy(out, 0, 0, 12);
+    if (offset + size > config.length) {
+      out.writeUInt32LE(0, 4);
+      return out.subarray(0, 12);
+    }
+    out.set(config.subarray(offset, offset + size), 12);
+    return out;
   }
 
   /**

@@ -14,6 +14,8 @@ export interface VhostUserDevice {
    * neither LOG_SHMFD nor DEVICE_STATE is offered and QEMU refuses to migrate rather than lose writes.
    */
   readonly migratable?: boolean;
+  /** The device's virtio config space, read-only (GET_CONFIG; CONFIG is offered only when it is given). */
+  readonly config?: Uint8Array;
   /** A memory table is in place (after SET_MEM_TABLE, ADD_MEM_REG or REM_MEM_REG). */
   memoryMapped?(regions: readonly MemoryRegion[]): void;
   /**

@@ -36,6 +36,8 @@ export interface NegotiateOptions {
   base?: number;
   /** Also negotiate what live migration needs: LOG_SHMFD and DEVICE_STATE. */
   migration?: boolean;
+  /** Also negotiate CONFIG (the device's config space through GET_CONFIG), when offered. */
+  config?: boolean;
 }
 
 export interface SubmitOptions {
@@ -211,7 +213,8 @@ export class SimulatedFrontend {
     if (this.backendFeatures & bit(VHOST_USER_F_PROTOCOL_FEATURES)) {
       const offered = await this.getU64(Request.GET_PROTOCOL_FEATURES);
       const want =
-        bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) | bit(ProtocolFeature.STATUS) | (opts.migration ? bit(ProtocolFeature.LOG_SHMFD) | bit(ProtocolFeature.DEVICE_STATE) : 0n);
+        bit(ProtocolFeature.MQ) | bit(ProtocolFeature.REPLY_ACK) | bit(ProtocolFeature.CONFIGURE_MEM_SLOTS) | bit(ProtocolFeature.STATUS) | (opts.migration ? bit(ProtocolFeature.LOG_SHMFD) | bit(ProtocolFeature.DEVICE_STATE) : 0n) |
+        (opts.config ? bit(ProtocolFeature.CONFIG) : 0n);
       this.protocolFeatures = offered & want;
       await this.request(Request.SET_PROTOCOL_FEATURES, encodeU64(this.protocolFeatures));
       const qn = await this.getU64(Request.GET_QUEUE_NUM);
@@ -262,6 +265,15 @@ export class SimulatedFrontend {
   }
 
   /** Asks for the ring's state, stopping it (QEMU does this when the guest stops the device). */
+  /** GET_CONFIG: `size` bytes of the device's config space from `offset` (none: the back-end refused). */
+  async getConfig(offset: number, size: number): Promise<Buffer> {
+    const p = Buffer.alloc(12 + size);
+    p.writeUInt32LE(offset, 0);
+    p.writeUInt32LE(size, 4);
+    const r = await this.request(Request.GET_CONFIG, p, { reply: true });
+    return r!.subarray(12, 12 + r!.readUInt32LE(4));
+  }
+
   async getVringBase(i: number): Promise<number> {
     const r = await this.request(Request.GET_VRING_BASE, encodeVringState({ index: i, num: 0 }), { reply: true });
     return r!.readUInt32LE(4);
