@@ -1,4 +1,6 @@
-export { PassthroughFs, CACHE_TIMEOUT, probeFileHandles, type CacheMode, type PassthroughOptions } from './passthrough-fs';
+export { PassthroughFs } from './passthrough-fs';
+export { CACHE_TIMEOUT, type CacheMode, type PassthroughOptions } from './options';
+export { probeFileHandles } from './file-handles';
 export type { FileHandleMode } from './inode-table';
 export type { MigrationMode, MigrationOnError, MigrationOptions } from './migration';
 export { prlimitNofile } from './sys/libc';

@@ -101,6 +101,8 @@ import { FdCells } from './fd-cells';
 import { HandleTable } from './handle-table';
 import type { QueueFsData } from './queue-fs';
 import { InodeTable, type FileHandleMode } from './inode-table';
+import { fileHandlesUnusable } from './file-handles';
+import { CACHE_TIMEOUT, type CacheMode, type PassthroughOptions } from './options';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
 import { LookupMix } from './lookup-mix';
@@ -110,7 +112,7 @@ import { checkName, checkLookupName, isDotDot } from './name';
 import type { InodeEntry } from './inode-table';
 import type { HandleEntry } from './handle-table';
 import type { Op, OpKind, OpResult, ReaddirEntry } from './pool/ops';
-import { WorkerPool, type ShutdownReport, type SubmitOptions, type WorkerPoolOptions } from './pool/worker-pool';
+import { WorkerPool, type ShutdownReport, type SubmitOptions } from './pool/worker-pool';
 import {
   O_ACCMODE,
   O_APPEND,
@@ -134,81 +136,7 @@ import {
 } from './sys/constants';
 import { CREDS_ENABLED, dropSupplementaryGroups, type Cred } from './sys/creds';
 import { fstatRecord, type StatRecord } from './sys/stat';
-import { nameToHandleAt, openByHandleAt, prlimitNofile } from './sys/libc';
-
-export interface PassthroughOptions {
-  /** The host directory shared with the guest (it becomes nodeid 1). */
-  sharedDir: string;
-  /** Regular pool workers; 0 (default) runs cheap calls inline on the main thread. */
-  threadPoolSize?: number;
-  /**
-   * Request-queue threads will serve GETATTR, READ and WRITE themselves (queueThreadPart): inode and
-   * handle fds are then published in shared tables (fd-cells.ts).
-   */
-  queueThreads?: boolean;
-  /** Further pool settings (waiter cap, timeouts, xstate inspection). */
-  pool?: Omit<WorkerPoolOptions, 'threadPoolSize'>;
-  /** Entry and attribute validity in seconds (virtiofsd's cache=auto is 1, cache=none 0). Default 1. */
-  timeoutSeconds?: number;
-  /** Offer FUSE_POSIX_LOCKS (default true). */
-  posixLocks?: boolean;
-  /** Offer FUSE_FLOCK_LOCKS (default true). */
-  flockLocks?: boolean;
-  /** Honour O_DIRECT in OPEN and CREATE (default false: dropped, as the Rust virtiofsd). */
-  allowDirectIo?: boolean;
-  /** Keep O_NOATIME in OPEN and CREATE (default false: dropped, as the Rust virtiofsd). */
-  preserveNoatime?: boolean;
-  /**
-   * With cache=never: let the guest mmap files opened for direct I/O (FUSE_DIRECT_IO_ALLOW_MMAP, 7.39);
-   * without it a shared writable mapping fails (ENODEV) as with the C daemon.
-   */
-  allowMmap?: boolean;
-  /** Offer READDIRPLUS where the cache mode uses it (default true; false: READDIR and LOOKUPs). */
-  readdirplus?: boolean;
-  /**
-   * Guest caching, as virtiofsd's --cache: 'never' opens files with FOPEN_DIRECT_IO (and offers no
-   * READDIRPLUS), 'always' with FOPEN_KEEP_CACHE (directories with FOPEN_CACHE_DIR). Default 'auto'.
-   * timeoutSeconds, when given, overrides the mode's entry/attribute timeout.
-   */
-  cache?: CacheMode;
-  /** Serve SETXATTR/GETXATTR/LISTXATTR/REMOVEXATTR (default false: ENOSYS, as virtiofsd). */
-  xattr?: boolean;
-  /** Refuse every change to the shared directory with EROFS (default false). */
-  readonly?: boolean;
-  /**
-   * Live migration (see migration.ts): find-paths or file-handles, what a destination does with an
-   * inode or handle not found again (default abort), and the two optional checks.
-   */
-  migration?: Partial<MigrationOptions>;
-  /**
-   * Offer FUSE_WRITEBACK_CACHE (default false): the guest caches writes and sends them later. Files are
-   * then opened read-write even for O_WRONLY (the guest reads to fill partial pages), and O_APPEND is the
-   * guest's to apply.
-   */
-  writeback?: boolean;
-  /** Offer FUSE_POSIX_ACL (default false; needs xattr): the guest enforces ACLs, new inodes get default ACLs. */
-  posixAcl?: boolean;
-  /** Offer FUSE_SUBMOUNTS (default false): directories on another mount are announced as submounts. */
-  announceSubmounts?: boolean;
-  /**
-   * Offer FUSE_HANDLE_KILLPRIV_V2 (default true): the guest leaves clearing set-id bits on write, truncate
-   * and chown to the daemon, saving it a SETATTR after them.
-   */
-  killprivV2?: boolean;
-  /**
-   * Hold inodes by file handle too (default 'never'): their O_PATH fds become a cache of at most
-   * inodeFdCache (default half the open-file limit), so a guest may know more inodes than the limit
-   * allows. Needs CAP_DAC_READ_SEARCH (open_by_handle_at): 'prefer' falls back to fds without it, or
-   * for an inode whose filesystem has no handles; 'mandatory' refuses to start, or fails that lookup.
-   */
-  inodeFileHandles?: FileHandleMode;
-  inodeFdCache?: number;
-}
-
-export type CacheMode = 'never' | 'metadata' | 'auto' | 'always';
-
-/** Entry and attribute validity per cache mode (seconds), as the Rust virtiofsd. */
-export const CACHE_TIMEOUT: Record<CacheMode, number> = { never: 0, metadata: 86400, auto: 1, always: 86400 };
+import { prlimitNofile } from './sys/libc';
 
 /** Reads and writes at least this big go to a worker whatever the queue depth (with a pool). */
 const BIG_IO = 128 * 1024;
@@ -238,32 +166,6 @@ function noEntry(ino: bigint, type: number): FuseEntryOutReply {
 const O_DIRECT = 0o40000;
 const O_NOATIME = 0o1000000;
 const OPEN_FLAGS_DROPPED = O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW;
-
-/** Why file handles cannot serve `sharedDir` (see fileHandlesUnusable), or null: for a start-up check. */
-export function probeFileHandles(sharedDir: string): string | null {
-  const fd = fs.openSync(sharedDir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  try {
-    return fileHandlesUnusable(fd);
-  } finally {
-    closeQuietly(fd);
-  }
-}
-
-/** Why file handles cannot serve here (no handle for the shared directory, no right to open one), or null. */
-function fileHandlesUnusable(rootFd: number): string | null {
-  const h = nameToHandleAt(rootFd);
-  if (typeof h === 'number') return `name_to_handle_at: errno ${-h}`;
-  // open_by_handle_at's mount fd may not be O_PATH.
-  const mountFd = fs.openSync(`/proc/self/fd/${rootFd}`, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  try {
-    const fd = openByHandleAt(mountFd, h.handle, O_PATH | O_CLOEXEC);
-    if (fd < 0) return `open_by_handle_at: errno ${-fd}${fd === -EPERM ? ' (needs CAP_DAC_READ_SEARCH)' : ''}`;
-    closeQuietly(fd);
-    return null;
-  } finally {
-    closeQuietly(mountFd);
-  }
-}
 
 /** Half the open-file limit for inode fds, the rest for open files, the pool and the transport. */
 function defaultFdCache(): number {
