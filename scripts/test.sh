@@ -12,5 +12,6 @@ timeout 900 npx jest --selectProjects unit
 # QEMU 10 and a 6.12 kernel from bookworm-backports, beside Debian's QEMU 7.2 (migration, multiqueue).
 VFSD_GUEST_FLAVOR=backports ./scripts/guest/setup.sh
 ./scripts/setup-browser.sh
+./scripts/setup-libvirt.sh
 # About 7 minutes on 2 cores.
 timeout 1200 npx jest --selectProjects e2e

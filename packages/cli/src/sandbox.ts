@@ -120,8 +120,9 @@ export async function runSandboxed(l: SandboxLaunch): Promise<number> {
     while (stdio.length < l.fd) stdio.push('ignore');
     stdio[l.fd] = l.fd;
   }
-  // The same script as this process runs (a checkout's bin/vfsd, or an install's).
-  const command = [unshare, ...args, process.execPath, process.argv[1], ...l.argv];
+  // The same script as this process runs (a checkout's bin/vfsd, or an install's), with the same node
+  // flags (the #! line's --max-semi-space-size: without it the sandboxed daemon's young generation grows).
+  const command = [unshare, ...args, process.execPath, ...process.execArgv, process.argv[1], ...l.argv];
   const [file, ...rest] = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...command] : command;
   const child = spawn(file, rest, {
     stdio,
