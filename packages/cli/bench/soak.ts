@@ -1,4 +1,4 @@
-// npm run soak -- [--minutes N] [--depth D] [--queues Q] [--pool P]: one vfsd, driven for N minutes by
+// npm run soak -- [--minutes N] [--depth D] [--queues Q] [--pool P] [--queue-threads]: one vfsd, driven for N minutes by
 // the C load generator over its request queues (default 2 queues at QD 64 each) with every kind of
 // request a guest keeps sending (GETATTR, LOOKUP, 4 KiB READ and WRITE, CREATE+RELEASE+UNLINK, SETLK
 // and its unlock, READDIRPLUS of 1,000 entries with their FORGETs). Each minute it prints ops/s,
@@ -12,14 +12,16 @@ interface Options {
   minutes: number;
   depth: number;
   queues: number;
+  /** Each request queue in a thread of its own (vfsd --queue-threads). */
+  queueThreads: boolean;
   pool: number;
 }
 
 function parseArgs(argv: string[]): Options {
-  const known = new Set(['--minutes', '--depth', '--queues', '--pool', '--help']);
+  const known = new Set(['--minutes', '--depth', '--queues', '--pool', '--queue-threads', '--help']);
   for (const a of argv) if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a} (see --help)`);
   if (argv.includes('--help')) {
-    console.log('npm run soak -- [--minutes N (10)] [--depth D per queue (64)] [--queues Q (2)] [--pool P (0)]');
+    console.log('npm run soak -- [--minutes N (10)] [--depth D per queue (64)] [--queues Q (2)] [--pool P (0)] [--queue-threads]');
     process.exit(0);
   }
   const val = (name: string, dflt: number): number => {
@@ -28,7 +30,7 @@ function parseArgs(argv: string[]): Options {
     if (!(v > 0 || (name === '--pool' && v === 0))) throw new Error(`${name} needs a positive number`);
     return v;
   };
-  return { minutes: val('--minutes', 10), depth: val('--depth', 64), queues: val('--queues', 2), pool: val('--pool', 0) };
+  return { minutes: val('--minutes', 10), depth: val('--depth', 64), queues: val('--queues', 2), pool: val('--pool', 0), queueThreads: argv.includes('--queue-threads') };
 }
 
 async function main(): Promise<number> {
@@ -39,11 +41,11 @@ async function main(): Promise<number> {
   const share = path.join(dir, 'share');
   fs.mkdirSync(share);
   makeShare(share, { manyFiles: 0, dirEntries: 1000, fileSize: 64 << 20 });
-  const daemon = await startDaemon({ key: 'vfsd', kind: 'vfsd', pool: o.pool, queues: o.queues }, share, dir);
+  const daemon = await startDaemon({ key: 'vfsd', kind: 'vfsd', pool: o.pool, queues: o.queues, args: o.queueThreads ? ['--queue-threads'] : [] }, share, dir);
   const pid = servingPid(daemon);
   const mb = (): string => `${((rssKb(pid) ?? 0) / 1024).toFixed(1)} MB`;
   const rss: number[] = [rssKb(pid) ?? 0];
-  console.log(`soak: vfsd (pool ${o.pool}, ${o.queues} request queues, QD ${o.depth} each), ${o.minutes} min; resident at start ${mb()}`);
+  console.log(`soak: vfsd (pool ${o.pool}, ${o.queues} request queues${o.queueThreads ? ' in threads of their own' : ''}, QD ${o.depth} each), ${o.minutes} min; resident at start ${mb()}`);
   console.log('minute   ops/s   errors   bad   resident');
   let last = { t: 0, ops: 0 };
   let failed = false;
