@@ -131,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
             sharedDir: share,
             threadPoolSize: o.threadPoolSize,
             queueThreads: o.queueThreads,
+            securityLabel: o.securityLabel,
             cache: o.cache,
             xattr: o.xattr,
             readonly: o.readonly,

@@ -19,7 +19,6 @@ const NOT_YET: Record<string, string> = {
   'gid-map': 'user namespace id maps are not built yet',
   'translate-uid': 'uid translation is not built yet',
   'translate-gid': 'gid translation is not built yet',
-  'security-label': 'FUSE_SECURITY_CTX (labels on new files) is not built yet',
   modcaps: 'capability changes are not built yet',
 };
 export type MigrationOnError = (typeof MIGRATION_ON_ERROR)[number];
@@ -38,6 +37,8 @@ export interface Options {
   queueCpus: number[] | undefined;
   /** Advertised in the device's config space (vhost-user CONFIG). */
   tag: string | undefined;
+  /** FUSE_SECURITY_CTX: new files get the guest's label. */
+  securityLabel: boolean;
   cache: CacheMode;
   writeback: boolean;
   xattr: boolean;
@@ -223,7 +224,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     .option('gid-map', { type: 'string', describe: 'not supported yet' })
     .option('translate-uid', { type: 'string', array: true, describe: 'not supported yet' })
     .option('translate-gid', { type: 'string', array: true, describe: 'not supported yet' })
-    .option('security-label', { type: 'boolean', describe: 'not supported yet' })
+    .option('security-label', { type: 'boolean', default: false, describe: 'give new files the SELinux or Smack label the guest sends with each create (FUSE_SECURITY_CTX)' })
     .option('modcaps', { type: 'string', describe: 'not supported yet' })
     .option('print-capabilities', { type: 'boolean', default: false, describe: 'print the vhost-user capabilities (JSON, for libvirt) and exit' })
     .example('$0 --socket-path /tmp/vfsd.sock --shared-dir /srv/share', 'serve /srv/share')
@@ -287,6 +288,7 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
     requestQueues: queues,
     queueThreads: a['queue-threads'],
     tag,
+    securityLabel: a['security-label'],
     queueCpus,
     cache: compat.cache ?? a.cache,
     writeback: compat.writeback ?? a.writeback,

@@ -90,13 +90,13 @@ describe('vfsd options', () => {
     const plain = parse(['--socket-path', '/tmp/a.sock']);
     expect([plain.allowDirectIo, plain.preserveNoatime, plain.allowMmap, plain.tag]).toEqual([false, false, false, undefined]);
     expect(parse(['--socket-path', '/tmp/a.sock', '--tag', 'fs0']).tag).toBe('fs0');
+    expect([plain.securityLabel, parse(['--socket-path', '/tmp/a.sock', '--security-label']).securityLabel]).toEqual([false, true]);
     for (const [args, why] of [
       [['--tag', 'x'.repeat(37)], /--tag takes 1 to 36 bytes/],
       [['--tag', ''], /--tag takes 1 to 36 bytes/],
       [['--xattrmap', ':map::user.virtiofs.:'], /--xattrmap is not supported/],
       [['--uid-map', ':0:1000:1:'], /--uid-map is not supported/],
       [['--translate-uid', 'map:0:1000:1'], /--translate-uid is not supported/],
-      [['--security-label'], /--security-label is not supported/],
       [['--modcaps=-mknod'], /--modcaps is not supported/],
       [['--seccomp', 'kill'], /--seccomp kill is not supported/],
     ] as const) {

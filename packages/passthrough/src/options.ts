@@ -71,6 +71,11 @@ export interface PassthroughOptions {
    */
   inodeFileHandles?: FileHandleMode;
   inodeFdCache?: number;
+  /**
+   * Offer FUSE_SECURITY_CTX (the Rust virtiofsd's --security-label): new inodes get the SELinux or
+   * Smack label the guest's kernel sends with the create (security-label.ts). Default false.
+   */
+  securityLabel?: boolean;
 }
 
 export type CacheMode = 'never' | 'metadata' | 'auto' | 'always';

@@ -39,6 +39,7 @@ import {
   FUSE_READDIRPLUS_AUTO,
   FUSE_RELEASE_FLOCK_UNLOCK,
   FUSE_ROOT_ID,
+  FUSE_SECURITY_CTX,
   FUSE_SUBMOUNTS,
   FUSE_WRITEBACK_CACHE,
   FUSE_WRITE_KILL_SUIDGID,
@@ -102,6 +103,7 @@ import { HandleTable } from './handle-table';
 import type { QueueFsData } from './queue-fs';
 import { InodeTable, type FileHandleMode } from './inode-table';
 import { fileHandlesUnusable } from './file-handles';
+import { securityLabelOf, type SecurityLabel } from './security-label';
 import { CACHE_TIMEOUT, type CacheMode, type PassthroughOptions } from './options';
 import { IoSlabs } from './io-slabs';
 import { LockTable } from './locks';
@@ -199,7 +201,7 @@ export class PassthroughFs implements FileSystem {
   /** File handles as in force: the mode, and why 'prefer' fell back to fds (for the log). */
   readonly fileHandles: { mode: FileHandleMode; fallback?: string };
   /** What the last INIT negotiated (each connection starts with one). */
-  private negotiated = { writeback: false, posixAcl: false, submounts: false, killprivV2: false };
+  private negotiated = { writeback: false, posixAcl: false, submounts: false, killprivV2: false, securityCtx: false };
   /**
    * Root: requests run with the caller's fsuid/fsgid (switched on the thread that runs each call, see
    * sys/creds.ts), so the host checks permissions and new inodes belong to the caller, as virtiofsd.
@@ -253,6 +255,7 @@ export class PassthroughFs implements FileSystem {
     // a supplementary group, which the host cannot otherwise see.
     if (this.asRoot) flags |= FUSE_CREATE_SUPP_GROUP;
     if (options.allowMmap) flags |= FUSE_DIRECT_IO_ALLOW_MMAP;
+    if (options.securityLabel) flags |= FUSE_SECURITY_CTX;
     this.initFlags = flags;
     // As virtiofsd: no supplementary groups (the daemon's, root's, would otherwise apply to every caller).
     dropSupplementaryGroups();
@@ -302,6 +305,7 @@ export class PassthroughFs implements FileSystem {
       posixAcl: (both & FUSE_POSIX_ACL) !== 0n,
       submounts: (both & FUSE_SUBMOUNTS) !== 0n,
       killprivV2: (both & FUSE_HANDLE_KILLPRIV_V2) !== 0n,
+      securityCtx: (both & FUSE_SECURITY_CTX) !== 0n,
     };
     const { flags, flags2 } = splitInitFlags(both);
     return { flags, flags2 };
@@ -865,7 +869,28 @@ export class PassthroughFs implements FileSystem {
       }
       op.cred = group === undefined ? { uid: ctx.uid, gid: ctx.gid } : { uid: ctx.uid, gid: ctx.gid, group };
     }
-    return this.counted(ctx, op);
+    // Checked before anything is made: a context this daemon would not set fails the request.
+    const label = this.negotiated.securityCtx && op.kind !== 'linkAt' ? securityLabelOf(ext) : undefined;
+    if (!label) return this.counted(ctx, op);
+    const named = 'name' in op && 'dirFd' in op ? { dirFd: op.dirFd, name: op.name, dir: op.kind === 'mkdirAt' } : undefined;
+    return then(this.counted(ctx, op), (made) => this.labelled(ctx, named, made as { fd: number; pathFd?: number }, label) as Awaitable<OpResult<K>>);
+  }
+
+  /**
+   * --security-label: the new inode gets the guest's label (as the daemon: security.* xattrs need
+   * CAP_SYS_ADMIN). If the host refuses it, the new name is removed again and the request fails: a
+   * file without the label the guest's policy gave it is worse than none.
+   */
+  private async labelled<T extends { fd: number; pathFd?: number }>(ctx: RequestContext, named: { dirFd: number; name: Uint8Array; dir: boolean } | undefined, made: T, label: SecurityLabel): Promise<T> {
+    try {
+      await this.counted(ctx, { kind: 'setxattr', fd: made.pathFd ?? made.fd, name: label.name, value: label.value, flags: 0 });
+      return made;
+    } catch (err) {
+      closeQuietly(made.fd);
+      if (made.pathFd !== undefined) closeQuietly(made.pathFd);
+      if (named) await Promise.resolve(this.counted(ctx, { kind: 'unlinkAt', dirFd: named.dirFd, name: named.name, flags: named.dir ? AT_REMOVEDIR : 0 })).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Runs one op as the daemon, counted in the depth that decides inline or worker. */

@@ -17,6 +17,7 @@ import {
   FUSE_OPEN_KILL_SUIDGID,
   FUSE_POSIX_ACL,
   FUSE_ROOT_ID,
+  FUSE_SECURITY_CTX,
   FUSE_SUBMOUNTS,
   FUSE_WRITEBACK_CACHE,
   FUSE_WRITE_KILL_SUIDGID,
@@ -74,6 +75,39 @@ describe.each([
     await pfs?.shutdown();
     pfs = undefined;
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** A FUSE_SECURITY_CTX extension as fs/fuse sends it: fuse_secctx_header, then fuse_secctx, name, value, padded to 8. */
+  const secctx = (name: string, value: string): Buffer => {
+    const body = Buffer.concat([Buffer.alloc(8), Buffer.from(name + '\0'), Buffer.from(value)]);
+    body.writeUInt32LE(Buffer.byteLength(value), 0);
+    const rec = Buffer.alloc(8 + Math.ceil(body.length / 8) * 8);
+    rec.writeUInt32LE(rec.length, 0);
+    rec.writeUInt32LE(1, 4); // nr_secctx
+    body.copy(rec, 8);
+    return rec;
+  };
+  /** The host xattr `name` of `file` (lgetxattr, via python: Node has none). */
+  const hostXattr = (file: string, name: string): string =>
+    spawnSync('python3', ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())', file, name], { encoding: 'utf8' }).stdout.trim();
+
+  (IS_ROOT ? test : test.skip)('--security-label: new files, directories, nodes and symlinks get the label the guest sends; other contexts are refused before anything is made', async () => {
+    expect((await start({}, undefined)) & FUSE_SECURITY_CTX).toBe(0n);
+    await pfs!.shutdown();
+    expect((await start({ securityLabel: true })) & FUSE_SECURITY_CTX).toBe(FUSE_SECURITY_CTX);
+    const label = 'system_u:object_r:vfsd_test_t:s0';
+    const ext = secctx('security.selinux', label);
+    await fsys().create(ctx(), rq(FuseOpcode.FUSE_CREATE, FUSE_ROOT_ID, { name: b('f'), arg: { flags: O_RDWR | O_CREAT, mode: 0o644, umask: 0, open_flags: 0 }, ext }));
+    await fsys().mkdir(ctx(), rq(FuseOpcode.FUSE_MKDIR, FUSE_ROOT_ID, { name: b('d'), arg: { mode: 0o755, umask: 0 }, ext }));
+    await fsys().symlink(ctx(), rq(FuseOpcode.FUSE_SYMLINK, FUSE_ROOT_ID, { name: b('l'), linkname: b('f'), ext }));
+    await fsys().mknod(ctx(), rq(FuseOpcode.FUSE_MKNOD, FUSE_ROOT_ID, { name: b('p'), arg: { mode: 0o010644, rdev: 0, umask: 0 }, ext }));
+    for (const name of ['f', 'd', 'l', 'p']) expect([name, hostXattr(path.join(dir, name), 'security.selinux')]).toEqual([name, label]);
+    // security.capability would give the new host file capabilities: refused, and nothing is made.
+    await expect(fsys().create(ctx(), rq(FuseOpcode.FUSE_CREATE, FUSE_ROOT_ID, { name: b('cap'), arg: { flags: O_RDWR | O_CREAT, mode: 0o755, umask: 0, open_flags: 0 }, ext: secctx('security.capability', 'x') }))).rejects.toMatchObject({ errno: 95 });
+    expect(fs.existsSync(path.join(dir, 'cap'))).toBe(false);
+    // No context (the guest has no LSM): a plain create.
+    await fsys().mkdir(ctx(), rq(FuseOpcode.FUSE_MKDIR, FUSE_ROOT_ID, { name: b('plain'), arg: { mode: 0o755, umask: 0 }, ext: Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]) }));
+    expect(hostXattr(path.join(dir, 'plain'), 'security.selinux')).toBe('');
   });
 
   test('locks and READDIRPLUS are offered unless turned off (-o no_posix_lock, no_flock, --no-readdirplus)', async () => {
