@@ -6,13 +6,12 @@ import * as path from 'path';
 import { Logger, serve } from '@vfsd/vhost';
 import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { EINTR, FuseOpcode, VirtioFsDevice, fuse_open_in, fuse_read_in, fuse_write_in } from '@vfsd/core';
-import { FuseClient } from '@vfsd/core/testing';
+import { FuseClient, waitFor } from '@vfsd/core/testing';
 import { PassthroughFs } from '@vfsd/passthrough';
 
 const F_WRLCK = 1;
 const F_UNLCK = 2;
 const WHOLE = { start: 0n, end: 0x7fffffffffffffffn, type: F_WRLCK, pid: 1 };
-const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
 function rig(threadPoolSize: number) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-daemon-'));
@@ -67,7 +66,7 @@ describe.each([0, 4])('thread pool size %i', (poolSize) => {
     expect((await c.setlk(nodeid, 2n, WHOLE, false)).error).toBe(-11);
     let settled = false;
     const blocked = c.setlk(nodeid, 2n, WHOLE, true).then((x) => ((settled = true), x));
-    await tick();
+    await waitFor(() => r.devices[0].inFlightRequests().length === 1, 'the SETLKW to wait');
     const lk = await c.getlk(nodeid, 2n, WHOLE);
     expect(lk.error).toBe(0);
     expect(lk.body.readUInt32LE(16)).toBe(F_WRLCK);
@@ -85,8 +84,7 @@ describe.each([0, 4])('thread pool size %i', (poolSize) => {
     expect(settled).toBe(false);
     expect((await c.setlk(nodeid, 1n, { ...WHOLE, type: F_UNLCK }, false)).error).toBe(0);
     expect((await blocked).error).toBe(0);
-    await tick();
-    expect(r.devices[0].liveRequests).toBe(0);
+    await waitFor(() => r.devices[0].liveRequests === 0, 'every request to end');
     expect(r.errors).toEqual([]);
     fe.close();
     await r.stop();
@@ -168,13 +166,10 @@ describe.each([0, 4])('thread pool size %i', (poolSize) => {
     const first = await r.connect();
     await first.c.setlk(first.nodeid, 1n, WHOLE, false);
     void first.c.setlk(first.nodeid, 2n, WHOLE, true).catch(() => undefined);
-    await tick(50);
     const pool = r.filesystems[0].pool;
-    expect(pool.stats().waiters - pool.stats().idleWaiters).toBe(1);
+    await waitFor(() => pool.stats().waiters - pool.stats().idleWaiters === 1, 'a waiter thread to hold the SETLKW');
     first.fe.close();
-    const t0 = Date.now();
-    while (r.devices[0].actor.getSnapshot().value !== 'stopped' && Date.now() - t0 < 5000) await tick(10);
-    expect(r.devices[0].actor.getSnapshot().value).toBe('stopped');
+    await waitFor(() => r.devices[0].actor.getSnapshot().value === 'stopped', 'the device to stop');
     expect(r.devices[0].liveRequests).toBe(0);
     // The next guest takes the same lock: the first session's locks and waits are gone.
     const second = await r.connect();
@@ -190,13 +185,12 @@ test('an interrupted F_SETLKW answers EINTR and frees its worker', async () => {
   const { fe, c, nodeid } = await r.connect();
   await c.setlk(nodeid, 1n, WHOLE, false);
   const blocked = c.setlk(nodeid, 2n, WHOLE, true, 4242n);
-  await tick(50);
+  const pool = r.filesystems[0].pool;
+  await waitFor(() => pool.stats().waiters - pool.stats().idleWaiters === 1, 'a waiter thread to hold the SETLKW');
   await c.interrupt(4242n);
   const res = await blocked;
   expect(res.error).toBe(-EINTR);
-  await tick();
-  const s = r.filesystems[0].pool.stats();
-  expect(s.waiters - s.idleWaiters).toBe(0);
+  await waitFor(() => pool.stats().waiters - pool.stats().idleWaiters === 0, 'the waiter thread to be free');
   fe.close();
   await r.stop();
 });
@@ -206,7 +200,7 @@ test('stopping with drain (SIGTERM): requests in flight finish, a waiting SETLKW
   const { fe, c, nodeid } = await r.connect();
   await c.setlk(nodeid, 1n, WHOLE, false);
   const blocked = c.setlk(nodeid, 2n, WHOLE, true);
-  await tick(30);
+  await waitFor(() => r.devices[0].inFlightRequests().length === 1, 'the SETLKW to wait');
   const t0 = Date.now();
   await r.server.stop({ drain: true });
   expect(Date.now() - t0).toBeLessThan(2000);

@@ -5,18 +5,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { guest, startDaemon, type Daemon } from './e2e-helpers';
 import { Qmp } from './qmp';
+import { waitFor } from '@vfsd/core/testing';
 
 jest.setTimeout(300_000);
 
 const BACKPORTS = { VFSD_GUEST_FLAVOR: 'backports' };
-
-async function waitFor(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!ok()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Migrates and waits for the outcome: 'completed', or 'failed' (the destination refused the state). */
 async function migrate(src: Qmp, uri: string): Promise<string> {
@@ -71,7 +64,7 @@ async function migrateOnce(c: Case) {
       const r = await q.command('migrate-set-capabilities', { capabilities: [{ capability: 'return-path', state: true }] });
       if (r.error) throw new Error(`migrate-set-capabilities: ${r.error.desc}`);
     }
-    await waitFor('the guest to hold its file and directory', () => fs.existsSync(path.join(a.share, 'ready')), 150_000);
+    await waitFor(() => fs.existsSync(path.join(a.share, 'ready')), 'the guest to hold its file and directory', 150_000);
     if (c.deleteVictim) fs.unlinkSync(path.join(a.share, 'victim'));
     const outcome = await migrate(srcQmp, `unix:${migSock}`);
     expect(outcome).toBe(c.expectMigration);

@@ -8,6 +8,7 @@ import { SimulatedFrontend } from '@vfsd/vhost/testing';
 import { EINTR, EINVAL, ENOENT, ENOSYS, FuseOpcode, Inspection, VirtioFsDevice, fuse_entry_out, fuse_init_out, fuse_lk_out } from '../src';
 import { MemoryFs, F_WRLCK, F_UNLCK } from './memory-fs';
 import { FuseClient } from '../src/testing/fuse-client';
+import { waitFor } from '../src/testing/wait-for';
 
 const WHOLE = { start: 0n, end: 0x7fffffffffffffffn, type: F_WRLCK, pid: 1 };
 
@@ -55,14 +56,6 @@ async function stopRig(rig: Rig): Promise<void> {
 }
 
 /** Polls `cond` until it holds (fails the test with `what` after 5 s): no fixed sleeps. */
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 describe('actor core', () => {
   let rig: Rig;
   beforeEach(() => {

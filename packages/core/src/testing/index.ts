@@ -1,5 +1,6 @@
-// Test tooling (`@vfsd/core/testing`): a FUSE client over the simulated front-end and the load of the
-// benchmarks. Never imported by production code.
+// Test tooling (`@vfsd/core/testing`): a FUSE client over the simulated front-end, the load of the
+// benchmarks, waiting for a condition. Never imported by production code.
 export * from './fuse-client';
 export { runLoad, type LoadSpec, type LoadResult } from './getattr-load';
 export * from './dirent-collector';
+export * from './wait-for';
