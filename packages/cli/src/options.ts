@@ -2,6 +2,7 @@
 // with the C daemon's `-o key[=value]` accepted for the options both have).
 import * as fs from 'fs';
 import yargs from 'yargs';
+import { VIRTIO_FS_TAG_MAX } from '@vfsd/core';
 import { LOG_LEVELS, LogLevel } from './logger';
 
 export const CACHE_MODES = ['never', 'metadata', 'auto', 'always'] as const;
@@ -261,7 +262,8 @@ export function parseOptions(argv: string[]): Options | 'capabilities' | 'shown'
   if (queueCpus && queueCpus.length > queues) throw new UsageError(`--queue-cpus names ${queueCpus.length} CPUs for ${queues} request queue(s)`);
   if (queueCpus && !a['queue-threads']) throw new UsageError('--queue-cpus applies with --queue-threads');
   const tag = a.tag;
-  if (tag !== undefined && (Buffer.byteLength(tag, 'utf8') === 0 || Buffer.byteLength(tag, 'utf8') > 36)) throw new UsageError(`--tag takes 1 to 36 bytes of UTF-8 (got ${Buffer.byteLength(tag, 'utf8')})`);
+  const tagBytes = tag === undefined ? 0 : Buffer.byteLength(tag, 'utf8');
+  if (tag !== undefined && (tagBytes === 0 || tagBytes > VIRTIO_FS_TAG_MAX)) throw new UsageError(`--tag takes 1 to ${VIRTIO_FS_TAG_MAX} bytes of UTF-8 (got ${tagBytes})`);
   const pool = a['thread-pool-size'];
   if (!Number.isInteger(pool) || pool < 0 || pool > 1024) throw new UsageError('--thread-pool-size must be 0 to 1024');
   const nofile = a['rlimit-nofile'];

@@ -85,11 +85,6 @@ export class FdCells {
     return Atomics.or(this.words, 8 * k + 5, CLOSED) === 0;
   }
 
-  /** Whether cell k is closed (pins may still be held). */
-  isClosed(k: number): boolean {
-    return (Atomics.load(this.words, 8 * k + 5) & CLOSED) !== 0;
-  }
-
   /** Whether a call of any thread holds cell k. */
   isPinned(k: number): boolean {
     return Atomics.load(this.words, 8 * k + 5) >= PIN;

@@ -55,20 +55,12 @@ class PassthroughQueueFs implements QueueFs {
   }
 
   getattr(_ctx: RequestContext, req: GetattrRequest): FuseAttrOutReply {
-    const cells = this.inodes;
-    const k = cells.pinId(req.header.nodeid);
-    if (k < 0) throw new ServeElsewhere();
-    const fd = cells.fd(k);
-    try {
-      return toAttrOut(call({ kind: 'fstat', fd }), this.attrTimeout);
-    } finally {
-      if (cells.unpin(k)) closeQuietly(fd);
-    }
+    return this.withFd(this.inodes, req.header.nodeid, undefined, (fd) => toAttrOut(call({ kind: 'fstat', fd }), this.attrTimeout));
   }
 
   read(_ctx: RequestContext, req: ReadRequest<FuseOpcode.FUSE_READ>, into?: ReadTarget): ReadReply {
     const { fh, offset, size } = req.arg;
-    return this.withHandle(fh, req.header.nodeid, (fd) =>
+    return this.withFd(this.handles, fh, req.header.nodeid, (fd) =>
       into ? { placed: call({ kind: 'readInto', fd, offset, size, into: into.buffers }) } : call({ kind: 'read', fd, offset, size }),
     );
   }
@@ -76,12 +68,12 @@ class PassthroughQueueFs implements QueueFs {
   write(_ctx: RequestContext, req: WriteRequest): number {
     // Clearing set-id bits depends on what INIT negotiated: the main thread's decision.
     if ((req.arg.write_flags & FUSE_WRITE_KILL_SUIDGID) !== 0) throw new ServeElsewhere();
-    return this.withHandle(req.arg.fh, req.header.nodeid, (fd) => call({ kind: 'writeFrom', fd, offset: req.arg.offset, data: bytesViews(req.data), killSuidgid: false }));
+    return this.withFd(this.handles, req.arg.fh, req.header.nodeid, (fd) => call({ kind: 'writeFrom', fd, offset: req.arg.offset, data: bytesViews(req.data), killSuidgid: false }));
   }
 
-  private withHandle<T>(fh: bigint, nodeid: bigint, fn: (fd: number) => T): T {
-    const cells = this.handles;
-    const k = cells.pinId(fh, nodeid);
+  /** fn with the fd of `id` (a handle's: of `nodeid` too) pinned; the main thread's when it is not published here. */
+  private withFd<T>(cells: FdCells, id: bigint, nodeid: bigint | undefined, fn: (fd: number) => T): T {
+    const k = cells.pinId(id, nodeid);
     if (k < 0) throw new ServeElsewhere();
     const fd = cells.fd(k);
     try {

@@ -1,6 +1,7 @@
 export * from './protocol/messages';
 export * from './sys/libc';
 export * from './sys/eventfd';
+export { closeFd } from './sys/close-fd';
 export { ScmChannel, MAX_FDS } from './sys/scm-rights';
 export * from './memory/guest-memory';
 export * from './virtqueue/ring-layout';

@@ -4,6 +4,7 @@
 import type { MemoryRegionDesc, RingAddresses, RingFeatures } from '@vfsd/vhost';
 import type { QueueThreadPart } from '../filesystem';
 import type { StopMode } from '../actors/virtqueue.machine';
+import type { GuestFaultKind } from '../virtio-fs/guest-faults';
 import type { RequestLogEntry } from '../virtio-fs/queue-runtime';
 import type { PackedBatch } from './batch';
 
@@ -53,10 +54,9 @@ export const QUEUE_COUNTERS = 9;
  * its chain holds), and their replies (the reply bytes, id, 0).
  */
 export type ToMain =
-  | { type: 'ready' }
   | { type: 'requests'; batch: PackedBatch }
   | { type: 'log'; level: 'error' | 'warn' | 'info' | 'debug'; message: string }
-  | { type: 'fault'; kind: string; detail: string }
+  | { type: 'fault'; kind: GuestFaultKind; detail: string }
   | { type: 'requestDone'; entry: RequestLogEntry }
   | { type: 'stopped'; lastAvailIdx: number; usedIdx: number };
 

@@ -4,12 +4,11 @@
 // queue's actor through the stop. The ring itself is the thread's: nothing here touches it.
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { DescriptorChain, GuestMemory, closeRaw, dupFd, type MemoryRegion, type Virtqueue } from '@vfsd/vhost';
+import { DescriptorChain, GuestMemory, closeFd, dupFd, type MemoryRegion, type Virtqueue } from '@vfsd/vhost';
 import type { ActorRefFrom } from 'xstate';
 import { RequestRun } from '../actors/request-run';
 import type { RingControl, StopMode, virtqueueMachine } from '../actors/virtqueue.machine';
 import type { QueueThreadPart } from '../filesystem';
-import type { DecodeFailure } from '../fuse/decode-error';
 import { FuseOpcode } from '../fuse/opcodes';
 import type { FuseSession, QueueStats } from '../virtio-fs/queue-runtime';
 import { SessionQueue } from '../virtio-fs/session-queue';
@@ -168,7 +167,7 @@ export class QueueThread extends SessionQueue implements RingControl {
         this.log[m.level](m.message);
         return;
       case 'fault':
-        this.session.faults.record(m.kind as DecodeFailure, m.detail);
+        this.session.faults.record(m.kind, m.detail);
         return;
       case 'requestDone':
         this.session.onRequestDone?.(m.entry);
@@ -177,8 +176,6 @@ export class QueueThread extends SessionQueue implements RingControl {
         this.vq.lastAvailIdx = m.lastAvailIdx;
         this.vq.usedIdx = m.usedIdx;
         this.threadEnded();
-        return;
-      case 'ready':
         return;
     }
   }
@@ -209,8 +206,8 @@ export class QueueThread extends SessionQueue implements RingControl {
 
   private post(m: ToThread, transfer?: ArrayBuffer[]): void {
     if (this.threadDone) {
-      if (m.type === 'callFd' && m.fd !== null) closeCopy(m.fd);
-      if (m.type === 'memory') m.regions.forEach((r) => closeCopy(r.fd));
+      if (m.type === 'callFd' && m.fd !== null) closeFd(m.fd);
+      if (m.type === 'memory') m.regions.forEach((r) => closeFd(r.fd));
       return;
     }
     this.worker.postMessage(m, transfer);
@@ -221,8 +218,4 @@ export class QueueThread extends SessionQueue implements RingControl {
     this.threadDone = true;
     this.actor?.send({ type: 'requestsSettled' });
   }
-}
-
-function closeCopy(fd: number): void {
-  closeRaw(fd);
 }

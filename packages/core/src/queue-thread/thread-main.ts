@@ -10,7 +10,7 @@ import {
   MemoryRegion,
   Virtqueue,
   bindThreadToCpus,
-  closeRaw,
+  closeFd,
   currentCpu,
   gettid,
   type DescriptorChain,
@@ -40,16 +40,12 @@ const log: Logger = {
   debug: (message) => post({ type: 'log', level: 'debug', message }),
 };
 
-function closeQuietly(fd: number | null): void {
-  if (fd !== null && fd >= 0) closeRaw(fd);
-}
-
 /** Maps the regions (each MemoryRegion keeps its own copy of the fd; the one posted here is closed). */
 function mapRegions(regions: readonly SharedRegion[]): MemoryRegion[] {
   try {
     return regions.map((r) => new MemoryRegion(r.desc, r.fd));
   } finally {
-    regions.forEach((r) => closeQuietly(r.fd));
+    regions.forEach((r) => closeFd(r.fd));
   }
 }
 
@@ -166,7 +162,7 @@ function finishStop(): void {
   regions = [];
   retired = [];
   vq.detach();
-  closeQuietly(vq.callFd);
+  closeFd(vq.callFd);
   vq.callFd = null;
   port.close();
 }
@@ -189,7 +185,7 @@ port.on('message', (m: ToThread) => {
       runtime.servedHere = queueFs.opcodes;
       return;
     case 'callFd':
-      closeQuietly(vq.callFd);
+      closeFd(vq.callFd);
       vq.callFd = m.fd;
       return;
     case 'memory':
@@ -204,5 +200,4 @@ port.on('message', (m: ToThread) => {
   }
 });
 
-post({ type: 'ready' });
 serveRing(); // chains made available before the start

@@ -264,7 +264,6 @@ export class SimulatedFrontend {
     await this.checked(Request.SET_VRING_CALL, encodeU64(BigInt(i)), [call]);
   }
 
-  /** Asks for the ring's state, stopping it (QEMU does this when the guest stops the device). */
   /** GET_CONFIG: `size` bytes of the device's config space from `offset` (none: the back-end refused). */
   async getConfig(offset: number, size: number): Promise<Buffer> {
     const p = Buffer.alloc(12 + size);
@@ -274,6 +273,7 @@ export class SimulatedFrontend {
     return r!.subarray(12, 12 + r!.readUInt32LE(4));
   }
 
+  /** Asks for the ring's state, stopping it (QEMU does this when the guest stops the device). */
   async getVringBase(i: number): Promise<number> {
     const r = await this.request(Request.GET_VRING_BASE, encodeVringState({ index: i, num: 0 }), { reply: true });
     return r!.readUInt32LE(4);

@@ -3,6 +3,6 @@
 import { closeRaw } from './libc';
 
 export function closeFd(fd: number | null): void {
-  if (fd === null) return;
+  if (fd === null || fd < 0) return;
   closeRaw(fd);
 }
